@@ -1,0 +1,3 @@
+from trajet.cli import main
+
+main()

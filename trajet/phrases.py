@@ -1,0 +1,333 @@
+"""Phrase model: text + character spans, the French word tokenizer, BIO conversion, JSONL and CoNLL I/O.
+
+Character spans are the source of truth (they survive any re-tokenisation); word tokens + BIO tags are a
+view of them. The same tokenizer feeds training, validation and inference, so a span that does not fall
+on token boundaries is a data error, never something the model is asked to learn.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from trajet.errors import TrajetError
+from trajet.labels import ENTITY_TYPES, LABEL2ID
+
+# Elided articles/pronouns split from the following word (d'Orléans -> d' + Orléans) so that the place
+# name alone can be an entity. Only at the start of a token: "Sables-d'Olonne" and "aujourd'hui" stay whole.
+_ELISION_BODY = r"(?i:jusqu|lorsqu|puisqu|quoiqu|presqu|qu|[dljmnstc])['’]"
+_ELISION = _ELISION_BODY + r"(?=\w)"
+# A word may hold inner hyphens and apostrophes (Saint-Étienne, Villeneuve-d'Ascq) but never ends with one.
+_WORD = r"\w+(?:[-'’]\w+)*"
+_PUNCT = r"->|=>|\.\.\.|[^\w\s]"
+_TOKEN_RE = re.compile(f"{_ELISION}|{_WORD}|{_PUNCT}")
+_ELISION_RE = re.compile(f"^{_ELISION_BODY}$")
+
+
+class PhraseError(ValueError):
+    """A phrase that breaks the data model; the message is the reason a person reads."""
+
+
+class DataFileError(TrajetError, ValueError):
+    """A bad line in a data file: names the file, the line and the reason."""
+
+    def __init__(self, path: str | Path, line: int, reason: str) -> None:
+        self.path = str(path)
+        self.line = line
+        self.reason = reason
+        super().__init__(f"{path}:{line}: {reason}")
+
+
+@dataclass(frozen=True)
+class Token:
+    text: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True, order=True)
+class Entity:
+    start: int
+    end: int
+    label: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"start": self.start, "end": self.end, "label": self.label}
+
+
+@dataclass(frozen=True)
+class Phrase:
+    text: str
+    entities: tuple[Entity, ...] = ()
+    meta: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    def spans_text(self) -> list[tuple[str, str]]:
+        return [(e.label, self.text[e.start : e.end]) for e in self.entities]
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"text": self.text, "entities": [e.to_dict() for e in self.entities]}
+        for key, value in self.meta.items():
+            if key not in out:
+                out[key] = value
+        return out
+
+    def tokens_and_tags(self) -> tuple[list[Token], list[str]]:
+        return spans_to_bio(self.text, self.entities)
+
+    def trip(self) -> dict[str, Any]:
+        return trip_fields(self.text, self.entities)
+
+
+def tokenize(text: str) -> list[Token]:
+    return [Token(m.group(), m.start(), m.end()) for m in _TOKEN_RE.finditer(text)]
+
+
+def words(text: str) -> list[str]:
+    return [t.text for t in tokenize(text)]
+
+
+def is_elision(token: str) -> bool:
+    return bool(_ELISION_RE.match(token))
+
+
+def normalise_text(text: str) -> str:
+    """Key for duplicate detection: case, accents, apostrophe style and spacing do not make a new phrase."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    stripped = "".join(c for c in decomposed if not unicodedata.combining(c))
+    stripped = stripped.replace("’", "'").lower()
+    return " ".join(stripped.split())
+
+
+def spans_to_bio(text: str, entities: Iterable[Entity]) -> tuple[list[Token], list[str]]:
+    tokens = tokenize(text)
+    tags = ["O"] * len(tokens)
+    starts = {t.start: i for i, t in enumerate(tokens)}
+    ends = {t.end: i for i, t in enumerate(tokens)}
+    for ent in sorted(entities):
+        if ent.label not in ENTITY_TYPES:
+            raise PhraseError(f"unknown label {ent.label!r} (expected one of {', '.join(ENTITY_TYPES)})")
+        if not (0 <= ent.start < ent.end <= len(text)):
+            raise PhraseError(f"span {ent.start}-{ent.end} is out of bounds for a text of {len(text)} characters")
+        first, last = starts.get(ent.start), ends.get(ent.end)
+        if first is None or last is None or last < first:
+            raise PhraseError(
+                f"span {ent.start}-{ent.end} {text[ent.start:ent.end]!r} does not fall on word boundaries"
+            )
+        for i in range(first, last + 1):
+            if tags[i] != "O":
+                raise PhraseError(f"span {ent.start}-{ent.end} overlaps another entity")
+            tags[i] = ("B-" if i == first else "I-") + ent.label
+    return tokens, tags
+
+
+def bio_to_spans(tokens: Sequence[Token], tags: Sequence[str], strict: bool = True) -> list[Entity]:
+    """Strict mode refuses I- without a B- of the same type (data); lenient mode opens an entity (predictions)."""
+    if len(tokens) != len(tags):
+        raise PhraseError(f"{len(tokens)} tokens but {len(tags)} tags")
+    spans: list[Entity] = []
+    cur_label: str | None = None
+    cur_start = cur_end = 0
+    for i, (tok, tag) in enumerate(zip(tokens, tags, strict=True)):
+        if tag not in LABEL2ID:
+            raise PhraseError(f"unknown tag {tag!r} on token {i + 1} {tok.text!r}")
+        if tag == "O":
+            if cur_label:
+                spans.append(Entity(cur_start, cur_end, cur_label))
+            cur_label = None
+            continue
+        prefix, label = tag[:2], tag[2:]
+        if prefix == "I-" and cur_label == label:
+            cur_end = tok.end
+            continue
+        if prefix == "I-" and strict:
+            raise PhraseError(f"malformed BIO: {tag} on token {i + 1} {tok.text!r} does not follow B-{label}")
+        if cur_label:
+            spans.append(Entity(cur_start, cur_end, cur_label))
+        cur_label, cur_start, cur_end = label, tok.start, tok.end
+    if cur_label:
+        spans.append(Entity(cur_start, cur_end, cur_label))
+    return spans
+
+
+def trip_fields(text: str, entities: Iterable[Entity]) -> dict[str, Any]:
+    """departure/arrival/via as consumers want them: first DEPART, first ARRIVEE, every VIA in order."""
+    ordered = sorted(entities)
+    dep = next((text[e.start : e.end] for e in ordered if e.label == "DEPART"), None)
+    arr = next((text[e.start : e.end] for e in ordered if e.label == "ARRIVEE"), None)
+    via = [text[e.start : e.end] for e in ordered if e.label == "VIA"]
+    return {"departure": dep, "arrival": arr, "via": via}
+
+
+# ---------------------------------------------------------------------------------------------- JSONL
+
+
+def phrase_from_obj(obj: Any) -> Phrase:
+    """Structural parse of one JSON object; alignment is checked too so a returned Phrase is always usable."""
+    if not isinstance(obj, dict):
+        raise PhraseError("a line must be a JSON object")
+    if "text" not in obj:
+        raise PhraseError("missing field 'text'")
+    text = obj["text"]
+    if not isinstance(text, str):
+        raise PhraseError("'text' must be a string")
+    raw_entities = obj.get("entities", [])
+    if not isinstance(raw_entities, list):
+        raise PhraseError("'entities' must be a list")
+    entities: list[Entity] = []
+    for k, ent in enumerate(raw_entities):
+        if not isinstance(ent, dict) or not {"start", "end", "label"} <= ent.keys():
+            raise PhraseError(f"entity {k + 1} must be an object with start, end and label")
+        start, end, label = ent["start"], ent["end"], ent["label"]
+        if type(start) is not int or type(end) is not int:
+            raise PhraseError(f"entity {k + 1}: start and end must be integers")
+        if not isinstance(label, str):
+            raise PhraseError(f"entity {k + 1}: label must be a string")
+        entities.append(Entity(start, end, label))
+    entities.sort()
+    spans_to_bio(text, entities)
+    meta = {k: v for k, v in obj.items() if k not in ("text", "entities")}
+    return Phrase(text, tuple(entities), meta)
+
+
+def parse_jsonl_line(raw: str) -> Phrase:
+    try:
+        obj = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise PhraseError(f"not valid JSON ({exc.msg} at column {exc.colno})") from None
+    return phrase_from_obj(obj)
+
+
+def iter_lines(path: str | Path) -> Iterator[tuple[int, str]]:
+    """(line number, line without its newline) for every non-blank line; refuses non-UTF-8 by name."""
+    p = Path(path)
+    try:
+        content = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        line = p.read_bytes()[: exc.start].count(b"\n") + 1
+        raise DataFileError(p, line, f"not UTF-8 text (byte {exc.start})") from None
+    for n, line in enumerate(content.splitlines(), start=1):
+        if line.strip():
+            yield n, line
+
+
+def read_jsonl(path: str | Path) -> list[Phrase]:
+    out = []
+    for n, raw in iter_lines(path):
+        try:
+            out.append(parse_jsonl_line(raw))
+        except PhraseError as exc:
+            raise DataFileError(path, n, str(exc)) from None
+    return out
+
+
+def phrase_to_json(phrase: Phrase) -> str:
+    return json.dumps(phrase.to_dict(), ensure_ascii=False)
+
+
+def write_jsonl(path: str | Path, phrases: Iterable[Phrase]) -> int:
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    n = 0
+    with p.open("w", encoding="utf-8", newline="\n") as fh:
+        for phrase in phrases:
+            fh.write(phrase_to_json(phrase) + "\n")
+            n += 1
+    return n
+
+
+# ---------------------------------------------------------------------------------------------- CoNLL
+
+
+def detokenize(tokens: Sequence[str]) -> tuple[str, list[tuple[int, int]]]:
+    """Join CoNLL tokens into text; an elided article is glued to the next word as French writes it."""
+    parts: list[str] = []
+    offsets: list[tuple[int, int]] = []
+    pos = 0
+    for i, tok in enumerate(tokens):
+        if i > 0 and not is_elision(tokens[i - 1]):
+            parts.append(" ")
+            pos += 1
+        offsets.append((pos, pos + len(tok)))
+        parts.append(tok)
+        pos += len(tok)
+    return "".join(parts), offsets
+
+
+def conll_to_phrase(tokens: Sequence[str], tags: Sequence[str]) -> Phrase:
+    if len(tokens) != len(tags):
+        raise PhraseError(f"token/tag count mismatch: {len(tokens)} tokens, {len(tags)} tags")
+    text, offsets = detokenize(tokens)
+    retok = tokenize(text)
+    if [(t.start, t.end) for t in retok] != offsets:
+        raise PhraseError("tokens do not re-tokenize as given (a token holds spaces or mixes word and punctuation)")
+    entities = bio_to_spans(retok, tags, strict=True)
+    return Phrase(text, tuple(entities))
+
+
+def iter_conll_blocks(path: str | Path) -> Iterator[tuple[int, list[tuple[int, str]]]]:
+    """(first line number, [(line number, raw line)]) per sentence; blank lines separate sentences."""
+    p = Path(path)
+    try:
+        content = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        line = p.read_bytes()[: exc.start].count(b"\n") + 1
+        raise DataFileError(p, line, f"not UTF-8 text (byte {exc.start})") from None
+    block: list[tuple[int, str]] = []
+    for n, line in enumerate(content.splitlines(), start=1):
+        if line.strip():
+            block.append((n, line))
+        elif block:
+            yield block[0][0], block
+            block = []
+    if block:
+        yield block[0][0], block
+
+
+def parse_conll_block(block: Sequence[tuple[int, str]]) -> Phrase:
+    toks, tags = [], []
+    for n, line in block:
+        cols = line.split("\t")
+        if len(cols) != 2 or not cols[0] or not cols[1].strip():
+            raise PhraseError(f"line {n}: expected 'token<TAB>tag'")
+        toks.append(cols[0])
+        tags.append(cols[1].strip())
+    return conll_to_phrase(toks, tags)
+
+
+def read_conll(path: str | Path) -> list[Phrase]:
+    out = []
+    for first, block in iter_conll_blocks(path):
+        try:
+            out.append(parse_conll_block(block))
+        except PhraseError as exc:
+            raise DataFileError(path, first, str(exc)) from None
+    return out
+
+
+def phrase_to_conll(phrase: Phrase) -> str:
+    tokens, tags = phrase.tokens_and_tags()
+    return "".join(f"{t.text}\t{tag}\n" for t, tag in zip(tokens, tags, strict=True))
+
+
+def write_conll(path: str | Path, phrases: Iterable[Phrase]) -> int:
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    n = 0
+    with p.open("w", encoding="utf-8", newline="\n") as fh:
+        for phrase in phrases:
+            fh.write(phrase_to_conll(phrase) + "\n")
+            n += 1
+    return n
+
+
+def read_phrases(path: str | Path) -> list[Phrase]:
+    """JSONL or CoNLL by extension (.conll, .conllu, .tsv, .bio are CoNLL)."""
+    suffix = Path(path).suffix.lower()
+    if suffix in {".conll", ".conllu", ".tsv", ".bio"}:
+        return read_conll(path)
+    return read_jsonl(path)
