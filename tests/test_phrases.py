@@ -166,3 +166,18 @@ def test_round_trip_on_every_phrase_in_data():
             checked += 1
     if files:
         assert checked > 0
+
+
+def test_markup_round_trip():
+    from trajet.phrases import parse_markup, to_markup
+
+    src = "de [Paris Gare de Lyon|D] jusqu'à [L'Isle-Adam|A] via [st etienne|V] et [bordo|V] !"
+    p = parse_markup(src, group="typos")
+    assert p.spans_text() == [("DEPART", "Paris Gare de Lyon"), ("ARRIVEE", "L'Isle-Adam"),
+                              ("VIA", "st etienne"), ("VIA", "bordo")]
+    assert p.meta == {"group": "typos"}
+    assert to_markup(p) == src
+    with pytest.raises(PhraseError):
+        parse_markup("de [Paris|X] à Lyon")
+    with pytest.raises(PhraseError, match="word boundaries"):
+        parse_markup("de [Par|D]is")

@@ -331,3 +331,44 @@ def read_phrases(path: str | Path) -> list[Phrase]:
     if suffix in {".conll", ".conllu", ".tsv", ".bio"}:
         return read_conll(path)
     return read_jsonl(path)
+
+
+# --------------------------------------------------------------------------------------------- markup
+
+_MARKUP_RE = re.compile(r"\[([^\[\]|]+)\|(D|A|V|DEPART|ARRIVEE|VIA)\]")
+_MARKUP_LABELS = {"D": "DEPART", "A": "ARRIVEE", "V": "VIA"}
+
+
+def parse_markup(marked: str, **meta: Any) -> Phrase:
+    """`de [Paris|D] à [Lyon|A] via [Dijon|V]` -> Phrase; a compact way for people to write annotations."""
+    text_parts: list[str] = []
+    entities: list[Entity] = []
+    pos = 0
+    last = 0
+    for m in _MARKUP_RE.finditer(marked):
+        before = marked[last : m.start()]
+        text_parts.append(before)
+        pos += len(before)
+        surface = m.group(1)
+        label = _MARKUP_LABELS.get(m.group(2), m.group(2))
+        entities.append(Entity(pos, pos + len(surface), label))
+        text_parts.append(surface)
+        pos += len(surface)
+        last = m.end()
+    text_parts.append(marked[last:])
+    text = "".join(text_parts)
+    if "[" in text or "]" in text:
+        raise PhraseError(f"unbalanced or unknown markup in {marked!r}")
+    spans_to_bio(text, entities)
+    return Phrase(text, tuple(entities), dict(meta))
+
+
+def to_markup(phrase: Phrase) -> str:
+    short = {v: k for k, v in _MARKUP_LABELS.items()}
+    out, last = [], 0
+    for e in sorted(phrase.entities):
+        out.append(phrase.text[last : e.start])
+        out.append(f"[{phrase.text[e.start:e.end]}|{short[e.label]}]")
+        last = e.end
+    out.append(phrase.text[last:])
+    return "".join(out)
