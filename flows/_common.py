@@ -1,0 +1,63 @@
+"""Pieces shared by the flows: retry policy, artifact keys, run names."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from prefect.states import State
+from prefect.tasks import Task, exponential_backoff
+
+from trajet.errors import TrajetError
+from trajet.phrases import Phrase
+
+#: I/O tasks (database, S3) retry three times, waiting ~2 s, 4 s, 8 s (with jitter).
+IO_RETRIES = 3
+IO_RETRY_DELAYS = exponential_backoff(backoff_factor=2)
+IO_RETRY_JITTER = 0.5
+
+
+def retry_transient(task: Task[..., Any], task_run: Any, state: State) -> bool:
+    """Retry network and database hiccups, not a `TrajetError`: bad input stays bad on the next try."""
+    try:
+        state.result()
+    except TrajetError:
+        return False
+    except Exception:  # noqa: BLE001 - anything else may be transient (timeouts, throttling, locks)
+        return True
+    return True
+
+
+def io_task_options() -> dict[str, Any]:
+    """Keyword arguments for `@task` on tasks that talk to the database or the registry."""
+    return {
+        "retries": IO_RETRIES,
+        "retry_delay_seconds": IO_RETRY_DELAYS,
+        "retry_jitter_factor": IO_RETRY_JITTER,
+        "retry_condition_fn": retry_transient,
+    }
+
+
+def utc_stamp(now: datetime | None = None) -> str:
+    """A sortable UTC timestamp for run and version names (`20261128-020000`)."""
+    return (now or datetime.now(UTC)).strftime("%Y%m%d-%H%M%S")
+
+
+def slug(text: str, limit: int = 40) -> str:
+    """Lowercase letters, digits and dashes only: what Prefect accepts in artifact keys."""
+    cleaned = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    return cleaned[:limit].strip("-") or "x"
+
+
+def texts_of(phrases: list[Phrase]) -> set[str]:
+    return {p.text for p in phrases}
+
+
+def fmt(value: Any) -> str:
+    """Numbers for tables: 4 decimals, `-` when absent."""
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)

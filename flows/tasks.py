@@ -1,0 +1,153 @@
+"""Prefect tasks over the Trajet stages, shared by `finetune` and `nightly-retrain`.
+
+I/O tasks (database, registry) retry with exponential backoff; training and evaluation do not (a failed
+training is a real failure, retrying it would only burn GPU time). Every task is NO_CACHE: each one
+either has a side effect or reads state that changes between runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from flows._common import io_task_options
+
+
+def _engine(database_url: str | None):
+    from trajet import store
+
+    engine = store.get_engine(database_url)
+    store.ensure_schema(engine)
+    return engine
+
+
+@task(name="snapshot-dataset", cache_policy=NO_CACHE, **io_task_options())
+def snapshot_task(database_url: str | None) -> dict[str, Any]:
+    """Freeze the stored phrases; the same content gives the same snapshot (and hash) back."""
+    from trajet import store
+
+    info = store.create_snapshot(_engine(database_url))
+    return dataclasses.asdict(info)
+
+
+def training_config(preset: str | None, overrides: dict[str, Any] | None):
+    """A preset (the CPU default, a GPU camembert-base...) plus per-run overrides from the flow parameters."""
+    from trajet import train
+    from trajet.errors import TrajetError
+
+    if preset:
+        if preset not in train.PRESETS:
+            raise TrajetError(f"unknown training preset {preset!r}; known: {', '.join(sorted(train.PRESETS))}")
+        config = train.TrainingConfig.from_dict(dict(train.PRESETS[preset]))
+    else:
+        config = train.TrainingConfig()
+    return config.with_overrides(**(overrides or {})) if overrides else config
+
+
+@task(name="train-candidate", cache_policy=NO_CACHE)
+def train_task(
+    snapshot_id: int,
+    snapshot_hash: str,
+    preset: str | None,
+    overrides: dict[str, Any] | None,
+    output_dir: str,
+    database_url: str | None,
+) -> dict[str, Any]:
+    """Fine-tune on the snapshot's train split; early stopping uses its validation split, never test."""
+    from trajet import store, train
+    from trajet.errors import TrajetError
+
+    engine = _engine(database_url)
+    train_split = store.load_split(engine, snapshot_id, "train")
+    validation = store.load_split(engine, snapshot_id, "validation")
+    if not train_split:
+        raise TrajetError(f"snapshot {snapshot_id} has no training phrases: ingest a dataset first")
+    config = training_config(preset, overrides)
+    result = train.train_model(
+        train_split, validation, config, Path(output_dir), snapshot_hash=snapshot_hash, progress=False
+    )
+    return {
+        "output_dir": str(result.output_dir),
+        "best_metrics": result.best_metrics,
+        "steps": result.steps,
+        "seconds": result.seconds,
+        "config": config.to_dict(),
+        "n_train": len(train_split),
+        "n_validation": len(validation),
+    }
+
+
+@task(name="evaluate-model", cache_policy=NO_CACHE)
+def evaluate_task(model_dir: str, snapshot_id: int, database_url: str | None, use_challenge: bool = True) -> dict:
+    """Candidate and champion go through this same task on the same test split and challenge set."""
+    from trajet import evaluate, store
+
+    test = store.load_split(_engine(database_url), snapshot_id, "test")
+    challenge = evaluate.load_challenge() if use_challenge and challenge_available() else None
+    return evaluate.full_evaluation(Path(model_dir), test, challenge)
+
+
+def challenge_available() -> bool:
+    from trajet import config
+
+    return (config.data_dir() / "challenge.jsonl").is_file()
+
+
+@task(name="read-champion", cache_policy=NO_CACHE, **io_task_options())
+def champion_task(registry_uri: str | None) -> dict[str, Any] | None:
+    """The champion pointer and its manifest, or None before the first promotion."""
+    from trajet import registry
+
+    reg = registry.open_registry(registry_uri)
+    pointer = reg.champion()
+    if not pointer:
+        return None
+    return {"pointer": pointer, "manifest": reg.manifest(pointer["version"])}
+
+
+@task(name="pull-model", cache_policy=NO_CACHE, **io_task_options())
+def pull_task(registry_uri: str | None, ref: str, dest: str) -> str:
+    """Download and verify every sha256 against the manifest before the model is used."""
+    from trajet import registry
+
+    return str(registry.open_registry(registry_uri).pull(ref, Path(dest)))
+
+
+@task(name="push-model", cache_policy=NO_CACHE, **io_task_options())
+def push_task(registry_uri: str | None, version: str, model_dir: str, extra: dict[str, Any]) -> dict[str, Any]:
+    from trajet import registry
+
+    reg = registry.open_registry(registry_uri)
+    manifest = reg.push(version, Path(model_dir), extra)
+    return {"manifest": manifest, "uri": reg.version_uri(version)}
+
+
+@task(name="promote-model", cache_policy=NO_CACHE, **io_task_options())
+def promote_task(registry_uri: str | None, version: str, expected: str | None) -> dict[str, Any]:
+    """Compare-and-swap on the pointer: fails if another run promoted since this one read the champion."""
+    from trajet import registry
+
+    return registry.open_registry(registry_uri).promote(version, expected=expected)
+
+
+def staging_uri(registry_uri: str | None) -> str:
+    """Candidates waiting for the gate live under `<registry>/staging`, apart from promoted versions."""
+    from trajet import config
+
+    base = (registry_uri or config.registry_uri()).rstrip("/")
+    return f"{base}/staging"
+
+
+def work_dir(*parts: str) -> Path:
+    """Scratch space for a run's candidate and pulled models (under TRAJET_HOME/runs)."""
+    from trajet import config
+
+    root = Path(os.environ.get("TRAJET_RUNS_DIR", config.home() / "runs"))
+    path = root.joinpath(*parts)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
