@@ -18,14 +18,24 @@ IO_RETRY_DELAYS = exponential_backoff(backoff_factor=2)
 IO_RETRY_JITTER = 0.5
 
 
+def is_transient(exc: BaseException) -> bool:
+    """Network, disk and database hiccups; a `RegistryError` (an upload that did not verify) too."""
+    if type(exc).__name__ == "RegistryError":
+        return True
+    if isinstance(exc, TrajetError):
+        return False
+    if isinstance(exc, OSError | TimeoutError):  # ConnectionError, a locked or full disk...
+        return True
+    module = type(exc).__module__.split(".")[0]
+    return module in {"sqlalchemy", "botocore", "boto3", "urllib3", "psycopg", "sqlite3", "httpx"}
+
+
 def retry_transient(task: Task[..., Any], task_run: Any, state: State) -> bool:
-    """Retry network and database hiccups, not a `TrajetError`: bad input stays bad on the next try."""
+    """Retry what may pass on the next try; bad input, a refused promotion or a bug fail at once."""
     try:
         state.result()
-    except TrajetError:
-        return False
-    except Exception:  # noqa: BLE001 - anything else may be transient (timeouts, throttling, locks)
-        return True
+    except Exception as exc:  # noqa: BLE001 - the state's exception is re-raised here to be classified
+        return is_transient(exc)
     return True
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger
@@ -168,8 +169,18 @@ def _train_on_deployment(
             "its output is not used and the champion is untouched"
         )
     dest = work_dir(run_id, "candidate")
-    model_dir = pull_task(staging_uri(registry_uri), staging_version, str(dest))
-    return {"output_dir": model_dir, "deployment": deployment, "flow_run": str(child.id), "staging_version": staging_version}
+    model_dir = Path(pull_task(staging_uri(registry_uri), staging_version, str(dest)))
+    # The staging manifest did its job (every sha256 checked); the promoted version gets its own.
+    staged = json.loads((model_dir / "manifest.json").read_text(encoding="utf-8"))
+    (model_dir / "manifest.json").unlink()
+    return {
+        **(staged.get("training") or {}),
+        "output_dir": str(model_dir),
+        "deployment": deployment,
+        "flow_run": str(child.id),
+        "staging_version": staging_version,
+        "staging_uri": staging_uri(registry_uri),
+    }
 
 
 @flow(name="nightly-retrain", flow_run_name=_run_name)
@@ -227,7 +238,7 @@ def nightly_retrain(
         champion_dir = pull_task(registry_uri, champion_version, str(work_dir(run_id, "champion")))
         champion_eval = evaluate_task(champion_dir, snapshot["id"], database_url, use_challenge)
 
-    decision = gate_mod.decide(candidate_eval, champion_eval, gate_mod.GateConfig(**(gate or {})))
+    decision = gate_mod.decide(candidate_eval, champion_eval, gate_mod.GateConfig.from_env(**(gate or {})))
     create_table_artifact(
         comparison_rows(candidate_eval, champion_eval),
         key=COMPARISON_KEY,
