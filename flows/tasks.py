@@ -36,17 +36,11 @@ def snapshot_task(database_url: str | None) -> dict[str, Any]:
 
 
 def training_config(preset: str | None, overrides: dict[str, Any] | None):
-    """A preset (the CPU default, a GPU camembert-base...) plus per-run overrides from the flow parameters."""
+    """Defaults < preset < TRAJET_TRAIN_* env < the flow's overrides. No preset: the CPU default on a
+    machine without CUDA, camembert-base on a GPU host."""
     from trajet import train
-    from trajet.errors import TrajetError
 
-    if preset:
-        if preset not in train.PRESETS:
-            raise TrajetError(f"unknown training preset {preset!r}; known: {', '.join(sorted(train.PRESETS))}")
-        config = train.TrainingConfig.from_dict(dict(train.PRESETS[preset]))
-    else:
-        config = train.TrainingConfig()
-    return config.with_overrides(**(overrides or {})) if overrides else config
+    return train.config_for(preset or "auto", overrides or None)
 
 
 @task(name="train-candidate", cache_policy=NO_CACHE)

@@ -32,3 +32,4 @@ def work_pools(prefect_api) -> list[str]:
             except ObjectAlreadyExists:
                 pass
     return ["cpu", "gpu"]
+
