@@ -158,7 +158,6 @@ def _train_on_deployment(
     child = run_deployment(
         name=deployment,
         parameters=parameters,
-        flow_run_name=f"finetune-{run_id}",
         timeout=timeout_s,
         poll_interval=2,
     )

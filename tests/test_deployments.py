@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -74,3 +75,64 @@ def test_one_retrain_and_one_finetune_at_a_time(deployed):
         assert limit is not None and limit.limit == 1, name
         assert deployed[name].concurrency_options.collision_strategy == "ENQUEUE"
     assert deployed["ingest/ingest"].global_concurrency_limit is None
+
+
+@pytest.fixture()
+def gpu_worker(deployed, prefect_api, tmp_path):
+    """A real process worker on the `gpu` pool, as ops start it on the GPU host (stopped after the test)."""
+    env = {
+        **os.environ,  # TRAJET_HOME of this test: the worker's flow runs share its store and registry
+        "PREFECT_API_URL": prefect_api,
+        "PREFECT_WORKER_QUERY_SECONDS": "1",
+        "PREFECT_WORKER_PREFETCH_SECONDS": "5",
+    }
+    log_path = tmp_path / "worker.log"
+    with open(log_path, "w") as log:
+        worker = subprocess.Popen(
+            [str(Path(sys.executable).parent / "prefect"), "worker", "start", "--pool", "gpu", "--type", "process", "--limit", "1"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    try:
+        yield log_path
+    finally:
+        os.killpg(worker.pid, signal.SIGTERM)  # the worker and the flow-run process it started, nothing else
+        try:
+            worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait(timeout=10)
+
+
+@pytest.mark.slow
+def test_retrain_trains_on_the_gpu_pool_through_the_finetune_deployment(gpu_worker, tmp_path, monkeypatch):
+    from flow_data import LENIENT_GATE, TINY_TRAINING, phrase_rows, write_jsonl
+    from prefect.client.orchestration import get_client
+
+    from flows.ingest import ingest_flow
+    from flows.retrain import nightly_retrain
+    from trajet import registry, store
+
+    store.upgrade()
+    batch = write_jsonl(tmp_path / "batch.jsonl", phrase_rows(120, seed=5, split="train") + phrase_rows(30, seed=6, split="test"))
+    assert ingest_flow(batch)[0]["status"] == "accepted"
+    monkeypatch.setenv("TRAJET_TRAIN_DEPLOYMENT", "finetune/finetune")
+
+    state = nightly_retrain(preset="tiny", config=TINY_TRAINING, gate=LENIENT_GATE, use_challenge=False, return_state=True)
+    assert state.name == "Promoted", f"{state.message}\n{gpu_worker.read_text()[-3000:]}"
+    result = state.result()
+    training = result["training"]
+    assert training["deployment"] == "finetune/finetune" and training["steps"] > 0
+
+    with get_client(sync_client=True) as client:
+        child = client.read_flow_run(training["flow_run"])
+    assert child.state.is_completed() and child.work_pool_name == "gpu"
+    assert child.name.startswith(f"finetune-{result['snapshot']['content_hash'][:8]}-")
+    assert child.parent_task_run_id is not None  # shown as a subflow of the retrain run in the UI
+
+    # the candidate went through staging and is byte for byte the promoted champion
+    staging = registry.open_registry(str(Path(os.environ["TRAJET_HOME"]) / "registry" / "staging"))
+    champion = registry.open_registry()
+    assert champion.champion()["version"] == result["version"]
+    staged_files = {f["path"]: f["sha256"] for f in staging.manifest(training["staging_version"])["files"]}
+    promoted_files = {f["path"]: f["sha256"] for f in champion.manifest(result["version"])["files"]}
+    assert staged_files == promoted_files and any(p.endswith(".safetensors") for p in promoted_files)
