@@ -126,6 +126,11 @@ FILLERS: dict[str, list[str]] = {
     ],
     "qend": [" ?", " ?", "?", "?", "", " ? Merci", "??", " svp ?", " ? merci d'avance", ", svp ?", " ?!"],
     "person": list(PEOPLE),
+    "person_m": ["Albert", "Yves", "Gilles", "Léon", "Mathieu", "Noé", "Alix", "Thomas", "Lucas", "Hugo",
+                 "Pierre", "Nicolas", "Louis", "Paul", "Karim", "Albert", "Mathieu"],
+    "person_f": ["Florence", "Nancy", "Lourdes", "Valence", "Margaux", "Salomé", "Valentine", "Germaine",
+                 "Marie", "Julie", "Camille", "Léa", "Sophie", "Chloé", "Emma", "Jeanne", "Inès", "Fatou",
+                 "Florence", "Nancy"],
     "surname": list(SURNAMES),
     "club": list(CLUBS),
     "company": list(COMPANIES),
@@ -224,7 +229,7 @@ FAMILIES: list[tuple] = [
         "[un|1|deux] aller-retour {de:D} {a:A}{tail}[, {pol}| {pol}|]{end}",
     ), 1.2),
     ("aller_retour_bare", "terse", (
-        "[un|deux|1|2] [aller-retour|A/R|AR|aller simple|billets] {D} {A}{tail}{end}",
+        "[un aller-retour|deux allers-retours|1 A/R|un AR|un aller simple|2 billets|deux billets|1 billet|un billet] {D} {A}{tail}{end}",
     ), 1.0),
     ("voyage_prevu", "standard", (
         "[je prévois|je compte faire|j'organise|je prépare|je planifie] un voyage {de:D} {a:A}{VIAS}{tail}{end}",
@@ -430,7 +435,8 @@ FAMILIES: list[tuple] = [
         "{want} {go} {de:D} {ga:A}{tail}{end}",
         "départ {gde:D}, arrivée {a:A}{tail}{end}",
         "un train {depuis_gare:D} {jusqua:A}{tail}{end}",
-        "[rendez-vous|départ] {lag:D} {date} [pour|direction] {bare:A}{end}",
+        "[rendez-vous {ga:D}|départ {gde:D}|je serai {ga:D}] {date} [pour|direction] {bare:A}{end}",
+        "{lag:D}[,|] {date}, [pour|direction] {bare:A}{end}",
     ), 1.2),
     ("st_arrive", "station", (
         "je dois arriver {a:A@st} [avant|vers] {h}h{mm}[,|.] je pars {de:D}{end}",
@@ -447,9 +453,10 @@ FAMILIES: list[tuple] = [
     ), 1.2),
     ("person_with", "person", ("je [pars|voyage|vais] avec {person} {de:D} {a:A}{tail}{end}", "{person} et moi [voulons|voudrions|devons] aller {de:D} {a:A}{tail}{end}"), 1.2),
     ("person_is_going", "person", (
-        "{person} [doit aller|veut aller|va|part|doit se rendre] {a:A}{tail}[, il part {de:D}|, elle part {de:D}|], [peux-tu|pouvez-vous|tu peux] [lui|nous] trouver un train{qend}",
-        "mon [fils|ami|collègue|cousin] {person} [doit aller|veut aller] {de:D} {a:A}{tail}{end}",
-        "ma [fille|amie|collègue|cousine] {person} [doit aller|veut aller] {de:D} {a:A}{tail}{end}",
+        "{person_m} [doit aller|veut aller|va|part|doit se rendre] {a:A}{tail}[, il part {de:D}|], [peux-tu|pouvez-vous|tu peux] [lui|nous] trouver un train{qend}",
+        "{person_f} [doit aller|veut aller|va|part|doit se rendre] {a:A}{tail}[, elle part {de:D}|], [peux-tu|pouvez-vous|tu peux] [lui|nous] trouver un train{qend}",
+        "mon [fils|ami|collègue|cousin] {person_m} [doit aller|veut aller] {de:D} {a:A}{tail}{end}",
+        "ma [fille|amie|collègue|cousine] {person_f} [doit aller|veut aller] {de:D} {a:A}{tail}{end}",
     ), 1.2),
     ("person_address", "person", (
         "[merci|bonjour|salut|coucou] {person}[,|!| !] {want} {go} {de:D} {a:A}{tail}{end}",
@@ -488,7 +495,7 @@ FAMILIES: list[tuple] = [
     ), 1.0),
     ("dist_weather", "distractor", (
         "[il fait trop froid|il pleut tout le temps|il fait gris|on s'ennuie] {a:X}, {want} {go} {a:A} {date}{end}",
-        "[marre de|ras le bol de] {X}[,|!|.] {wantn} {ticket} {pour:A} {date}{end}",
+        "[marre|ras le bol|j'en ai marre] {de:X}[,|!|.] {wantn} {ticket} {pour:A} {date}{end}",
     ), 0.8),
     ("dist_person_place", "distractor", (
         "{person} habite {a:X} et je [vais|veux aller] la voir, {find} {ticket} {de:D} {a:A}{tail}{end}",
@@ -544,7 +551,6 @@ FAMILIES: list[tuple] = [
     ), 1.0),
     ("nt_compare", "no_trip", (
         "[la ville|la cathédrale|le marché] {de:X} [est plus belle que|ressemble à] celle {de:Y}{end}",
-        "la distance entre {X} et {Y} est de [300|450|120|80] km{end}",
         "{X} [est jumelée avec|est plus proche de la mer que] {Y}{end}",
     ), 0.8),
     ("nt_sms", "no_trip", (
