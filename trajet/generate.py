@@ -15,6 +15,7 @@ stay exact, and every phrase is checked with `spans_to_bio` before it is written
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import math
 import random
@@ -22,7 +23,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from trajet import patterns as P
@@ -53,7 +54,7 @@ class Place:
     city: str = ""
 
 
-@lru_cache(maxsize=None)
+@cache
 def place_key(name: str) -> str:
     """Vocabulary key: the normalised name (case, accents and apostrophe style do not make a new place)."""
     return normalise_text(name.replace("-", " "))
@@ -77,8 +78,6 @@ class Pool:
             self._cum.append(total)
 
     def pick(self, rng: random.Random) -> Place:
-        import bisect
-
         x = rng.random() * self._cum[-1]
         return self.items[min(bisect.bisect_right(self._cum, x), len(self.items) - 1)]
 
@@ -348,7 +347,7 @@ class Builder:
             self.emit(name, label)
             return
         if place.kind == "airport":
-            self.emit(("de l'" if de else lead + "l'"))
+            self.emit("de l'" if de else lead + "l'")
             self.emit(name, label)
             return
         for art, du, au in (("Le ", "du ", "au "), ("Les ", "des ", "aux ")):
