@@ -176,6 +176,8 @@ def surface_name(rng: random.Random, place: Place) -> str:
     if place.kind != "commune":
         return name
     r = rng.random()
+    if name in P.MISSPELLINGS and r < 0.08:
+        return rng.choice(P.MISSPELLINGS[name])
     if place.alternates and r < 0.06:
         return rng.choice(place.alternates)
     if "Saint-" in name or "Sainte-" in name:

@@ -27,6 +27,19 @@ ALWAYS_SHARED = (
     "Rennes Gare", "Nantes", "Aix-en-Provence TGV", "Valence TGV", "Marne-la-Vallée Chessy",
 )
 
+# Spellings people type for big cities, phonetic rather than keyboard slips (annotated as typed: [bordo]).
+MISSPELLINGS: dict[str, tuple[str, ...]] = {
+    "Bordeaux": ("Bordo", "Bordeau", "Bordaux"), "Marseille": ("Marseil", "Marseilles", "Marseile"),
+    "Montpellier": ("Montpelier", "Montpellié", "Montpel"), "Strasbourg": ("Strasbour", "Strasbrg"),
+    "Toulouse": ("Toulouze", "Toulous"), "Saint-Étienne": ("Sainté", "St-Etienne", "St Etienne"),
+    "Lille": ("Lile",), "Perpignan": ("Perpi", "Perpigna"), "Besançon": ("Bezançon", "Besancon"),
+    "Orléans": ("Orléan", "Orleans"), "Metz": ("Mets",), "Reims": ("Rheims", "Rheim"),
+    "Paris": ("Paname", "Pari"), "Nantes": ("Nante",), "Rennes": ("Renne", "Rènes"), "Grenoble": ("Grenobl",),
+    "Nice": ("Nisse",), "Lyon": ("Lion", "Lyonn"), "Dijon": ("Dijonn",), "Mulhouse": ("Mulouse",),
+    "Clermont-Ferrand": ("Clermont", "Clermont Ferrant"), "Aix-en-Provence": ("Aix", "Aix en Provence"),
+    "Angoulême": ("Angoulem",), "Châteauroux": ("Chateauroux", "Châteauroux"), "Quimper": ("Kemper",),
+}
+
 PEOPLE = (
     "Florence", "Nancy", "Albert", "Lourdes", "Valence", "Margaux", "Alix", "Noé", "Salomé", "Valentine",
     "Yves", "Gilles", "Léon", "Mathieu", "Germaine", "Florence", "Nancy", "Albert",
@@ -238,7 +251,19 @@ FAMILIES: list[tuple] = [
         "je [voudrais|souhaite|veux|vais|dois] partir {de:D} {pour:A}{VIAS}{tail}{end}",
         "je [voudrais|souhaite|veux|vais|dois] partir {de:D} {date} {pour:A}{VIAS}{end}",
     ), 1.2),
+    ("destination_de", "standard", (
+        "[un train|un billet|des trains|le prochain train] [au départ {de:D}|{depuis:D}|en partance {de:D}] à destination {de:A}{VIAS}{tail}{end}",
+        "[un billet|un train|une place] à destination {de:A} [au départ {de:D}|{depuis:D}|en partant {de:D}]{tail}{end}",
+        "[quels trains vont|y a-t-il des trains] {de:D} à destination {de:A}{tail}{qend}",
+    ), 1.0),
+    ("mv_puis", "multi_via", (
+        "{want} {go} {de:D} {a:V1} puis {a:A}{tail}{end}",
+        "je pars {de:D}, je passe par {V1}[ et {V2}|] puis je vais {a:A}{tail}{end}",
+        "{de:D} {a:V1}, puis {a:V2}, et enfin {a:A}{tail}{end}",
+        "{want} {go} {de:D} {a:V1}, ensuite {a:A}{tail}{end}",
+    ), 1.0),
     ("depart_arrivee", "form", (
+        "départ {de:D} {time}, arrivée {a:A} [{time}|avant {h}h]{end}",
         "départ {de:D}[, | et |; | - ]arrivée {a:A}{VIAS}{tail}{end}",
         "départ {D}[, | et |; ]arrivée {A}{tail}{end}",
     ), 1.0),
