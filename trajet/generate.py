@@ -519,6 +519,8 @@ def apply_noise(rng: random.Random, segments: list[Segment], style: str) -> tupl
 _ELIDED_DE = re.compile(r"(?<![^\W\d_])([dD])' +(?=(.?))")
 _MULTI_SPACE = re.compile(r" {2,}")
 _SPACE_BEFORE_STOP = re.compile(r" +(,|\.(?!\.))")
+_DOUBLE_COMMA = re.compile(r",(?: *,)+")
+_COMMA_BEFORE_STOP = re.compile(r", *(?=[.!?;:])")
 
 
 def _fix_elision(text: str, next_char: str) -> str:
@@ -548,7 +550,8 @@ def _tidy(segments: list[Segment]) -> list[Segment]:
         if label is None:
             nxt = merged[i + 1][0][:1] if i + 1 < len(merged) else ""
             text = _MULTI_SPACE.sub(" ", _fix_elision(text, nxt))
-            text = _SPACE_BEFORE_STOP.sub(r"\1", text)
+            text = _DOUBLE_COMMA.sub(",", _SPACE_BEFORE_STOP.sub(r"\1", text))
+            text = _COMMA_BEFORE_STOP.sub("", text)
             if i == 0:
                 text = text.lstrip(" ,")
             if i == len(merged) - 1:
