@@ -122,6 +122,7 @@ FILLERS: dict[str, list[str]] = {
         "le moins cher possible", "pas trop cher", "au meilleur prix", "avec la carte Avantage",
         "avec ma carte jeune", "côté fenêtre", "en aller simple", "en aller-retour", "en 1re",
         "avec la carte Liberté", "en classe Business Première", "place couloir", "en voiture calme",
+        "par le TGV de {h}h{mm}", "avec le train n° 8{mm}{h}", "le TER de {h}h{mm}", "voiture 12 place 45",
     ],
     # What follows the trip: dates, hours, passengers, classes. Often empty, often several.
     "tail": [
