@@ -13,7 +13,7 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
 from flows._common import utc_stamp
-from flows.tasks import push_task, staging_uri, train_task, work_dir
+from flows.tasks import pull_task, push_task, staging_uri, train_task, work_dir
 
 
 def _run_name() -> str:
@@ -30,9 +30,16 @@ def finetune(
     config: dict[str, Any] | None = None,
     registry_uri: str | None = None,
     database_url: str | None = None,
+    warm_start_version: str | None = None,
 ) -> dict[str, Any]:
-    """Train a candidate on the snapshot and push it to `<registry>/staging/versions/<staging_version>`."""
+    """Train a candidate on the snapshot and push it to `<registry>/staging/versions/<staging_version>`.
+
+    `warm_start_version`: start from that registry version's weights (pulled and verified here) instead of
+    the preset's base, so a nightly update only has to learn what changed."""
     logger = get_run_logger()
+    if warm_start_version:
+        base = pull_task(registry_uri, warm_start_version, str(work_dir("finetune", staging_version, "base")))
+        config = {**(config or {}), "base_model": base}
     out = work_dir("finetune", staging_version) / "model"
     result = train_task(snapshot_id, snapshot_hash, preset, config, str(out), database_url)
     logger.info("trained %s steps in %.0f s: %s", result["steps"], result["seconds"], result["best_metrics"])

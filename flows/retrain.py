@@ -141,6 +141,7 @@ def _train_on_deployment(
     database_url: str | None,
     run_id: str,
     timeout_s: float | None,
+    warm_start_version: str | None,
 ) -> dict[str, Any]:
     """Run `finetune` on its work pool, then pull its candidate from staging with checksum verification."""
     from prefect.deployments import run_deployment
@@ -154,6 +155,7 @@ def _train_on_deployment(
         "config": config,
         "registry_uri": registry_uri,
         "database_url": database_url,
+        "warm_start_version": warm_start_version,
     }
     child = run_deployment(
         name=deployment,
@@ -190,11 +192,17 @@ def nightly_retrain(
     train_deployment: str | None = None,
     gate: dict[str, float] | None = None,
     use_challenge: bool = True,
+    warm_start: bool = False,
+    progress: bool = False,
     registry_uri: str | None = None,
     database_url: str | None = None,
     train_timeout_s: float | None = 4 * 3600,
 ):
-    """Keep the champion fresh. `config` overrides fields of the training preset; `gate` those of GateConfig."""
+    """Keep the champion fresh. `config` overrides fields of the training preset; `gate` those of GateConfig.
+
+    `warm_start`: fine-tune the champion's weights on the new snapshot instead of starting from the
+    preset's base (a cheaper nightly update; the gate still compares it with the champion as is).
+    `progress`: a training progress bar on the console (for people watching, e.g. `trajet demo`)."""
     from trajet import gate as gate_mod
 
     logger = get_run_logger()
@@ -218,14 +226,21 @@ def nightly_retrain(
 
     run_id = f"{utc_stamp()}-{snapshot['content_hash'][:8]}"
     deployment = train_deployment or os.environ.get("TRAJET_TRAIN_DEPLOYMENT") or None
+    champion_dir = None
+    if champion_version:  # pulled (and verified) once: the warm-start base and the gate's reference
+        champion_dir = pull_task(registry_uri, champion_version, str(work_dir(run_id, "champion")))
     try:
         if deployment:
             training = _train_on_deployment(
-                deployment, snapshot, preset, config, registry_uri, database_url, run_id, train_timeout_s
+                deployment, snapshot, preset, config, registry_uri, database_url, run_id, train_timeout_s,
+                champion_version if warm_start else None,
             )
         else:
             out = work_dir(run_id, "candidate")
-            training = train_task(snapshot["id"], snapshot["content_hash"], preset, config, str(out), database_url)
+            overrides = {**(config or {}), "base_model": champion_dir} if warm_start and champion_dir else config
+            training = train_task(
+                snapshot["id"], snapshot["content_hash"], preset, overrides, str(out), database_url, progress
+            )
     except Exception as exc:
         _summary("TRAINING FAILED", snapshot, [f"{type(exc).__name__}: {exc}", f"champion unchanged: {champion_version}"])
         raise
@@ -233,8 +248,7 @@ def nightly_retrain(
     candidate_dir = training["output_dir"]
     candidate_eval = evaluate_task(candidate_dir, snapshot["id"], database_url, use_challenge)
     champion_eval = None
-    if champion_version:
-        champion_dir = pull_task(registry_uri, champion_version, str(work_dir(run_id, "champion")))
+    if champion_dir:
         champion_eval = evaluate_task(champion_dir, snapshot["id"], database_url, use_challenge)
 
     decision = gate_mod.decide(candidate_eval, champion_eval, gate_mod.GateConfig.from_env(**(gate or {})))

@@ -51,6 +51,7 @@ def train_task(
     overrides: dict[str, Any] | None,
     output_dir: str,
     database_url: str | None,
+    progress: bool = False,
 ) -> dict[str, Any]:
     """Fine-tune on the snapshot's train split; early stopping uses its validation split, never test."""
     from trajet import store, train
@@ -63,7 +64,7 @@ def train_task(
         raise TrajetError(f"snapshot {snapshot_id} has no training phrases: ingest a dataset first")
     config = training_config(preset, overrides)
     result = train.train_model(
-        train_split, validation, config, Path(output_dir), snapshot_hash=snapshot_hash, progress=False
+        train_split, validation, config, Path(output_dir), snapshot_hash=snapshot_hash, progress=progress
     )
     return {
         "output_dir": str(result.output_dir),
