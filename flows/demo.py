@@ -139,6 +139,11 @@ def run_demo(console: Console, *, preset: str | None, night2_epochs: float, regi
     reports = ingest_flow(str(home / "dataset"))
     console.print(_batch_table("ingest flow", reports))
     result.stages.append(Stage("ingest dataset", time.perf_counter() - t, ", ".join(r["status"] for r in reports)))
+    if not any(r["status"] == "accepted" for r in reports):
+        console.print("[red]the generated dataset was not accepted (see the reasons above): nothing to train on[/]")
+        console.print(_reasons_table(reports))
+        result.ok = False
+        return result
 
     t = step("3. Ingest a deliberately flawed batch")
     good = [json.loads(line) for line in later["train"].read_text(encoding="utf-8").splitlines()[:6]]

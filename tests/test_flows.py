@@ -68,7 +68,7 @@ def scenario(prefect_api, tmp_path_factory) -> dict:
         out["champion_after_rejection"] = registry.open_registry().champion()
         # A forgiving gate against the champion: promoted, the previous champion recorded.
         out["night4"] = nightly_retrain(
-            force=True, preset="tiny", config=TINY_TRAINING,
+            force=True, preset="tiny", config=TINY_TRAINING, warm_start=True,
             gate={"min_f1": 0.0, "tolerance": 1.0, "max_entity_drop": 1.0, "max_group_drop": 1.0}, return_state=True,
         )
         out["champion4"] = registry.open_registry().champion()
@@ -171,6 +171,10 @@ def test_a_better_or_tolerated_candidate_replaces_the_champion(scenario):
     result = state.result()
     assert scenario["champion4"]["version"] == result["version"] != scenario["champion1"]["version"]
     assert scenario["champion4"]["previous"] == scenario["champion1"]["version"]
+    # warm start: trained from the champion's weights, pulled and verified into this run's folder
+    base = Path(result["training"]["config"]["base_model"])
+    assert base.name == "champion" and (base / "manifest.json").is_file()
+    assert json.loads((base / "manifest.json").read_text())["version"] == scenario["champion1"]["version"]
     rows = _data([a for a in _artifacts("retrain-comparison") if a.flow_run_id == state.state_details.flow_run_id][0])
     assert all(r["champion"] != "-" for r in rows if r["set"] == "test")
 
