@@ -165,8 +165,12 @@ def run_demo(console: Console, *, preset: str | None, night2_epochs: float, regi
     console.print(_batch_table("new batch", new_reports))
     result.stages.append(Stage("ingest new batch", time.perf_counter() - t, ", ".join(r["status"] for r in new_reports)))
 
-    t = step("6. nightly-retrain, night 2: warm start from the champion; the gate compares it with the champion")
     has_champion = bool(night1 and night1["status"] == "promoted")
+    t = step(
+        "6. nightly-retrain, night 2: warm start from the champion; the gate compares it with the champion"
+        if has_champion
+        else "6. nightly-retrain, night 2: no champion yet, train the CPU default again on the new snapshot"
+    )
     state2 = nightly_retrain(
         preset=preset, warm_start=has_champion, config={"num_epochs": night2_epochs} if has_champion else None,
         progress=True, return_state=True,

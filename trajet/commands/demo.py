@@ -29,6 +29,7 @@ def _prefect_env(base_home: Path) -> None:
     """Quiet, local Prefect state under TRAJET_HOME unless the user already points Prefect elsewhere."""
     if not os.environ.get("PREFECT_API_URL"):
         os.environ.setdefault("PREFECT_HOME", str(base_home / "prefect"))
+        Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)  # its SQLite file goes there
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     # the ephemeral API server takes ~20-30 s to start on a busy 2-core machine (default limit: 20 s)
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
@@ -147,7 +148,7 @@ def ui_cmd(
     except KeyboardInterrupt:
         return
     if proc.returncode not in (0, -2, 130):
-        raise TrajetError(f"prefect server exited with status {proc.returncode} (is port {port} already in use?)")
+        raise TrajetError(f"prefect server exited with status {proc.returncode}: see its log above")
 
 
 def register(app: typer.Typer) -> None:
