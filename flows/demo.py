@@ -146,7 +146,8 @@ def run_demo(console: Console, *, preset: str | None, night2_epochs: float, regi
         return result
 
     t = step("3. Ingest a deliberately flawed batch")
-    good = [json.loads(line) for line in later["train"].read_text(encoding="utf-8").splitlines()[:6]]
+    # six valid rows from a file that is never ingested on its own: held with the batch, they never reach training
+    good = [json.loads(line) for line in later["test"].read_text(encoding="utf-8").splitlines()[:6]]
     flawed = home / "inbox" / "flawed.jsonl"
     flawed.parent.mkdir(parents=True, exist_ok=True)
     flawed.write_text("\n".join([json.dumps(g, ensure_ascii=False) for g in good] + BROKEN_LINES) + "\n", encoding="utf-8")
