@@ -73,3 +73,22 @@ def test_trajet_ui_starts_a_prefect_server_on_the_demo_state(tmp_path):
     assert f"export PREFECT_API_URL=http://127.0.0.1:{port}/api" in out
     # the server kept its state where `trajet demo` writes it
     assert (tmp_path / "home" / "prefect" / "prefect.db").is_file()
+
+
+def test_demo_s3_endpoint_serves_the_registry_then_restores_the_environment(tmp_path, monkeypatch):
+    from trajet import registry
+    from trajet.commands.demo import _embedded_s3
+
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "model.safetensors").write_bytes(b"\x00" * 1024)
+    (model / "config.json").write_text("{}")
+    with _embedded_s3() as endpoint:
+        assert os.environ["AWS_ENDPOINT_URL"] == endpoint and endpoint.startswith("http://127.0.0.1:")
+        reg = registry.open_registry("s3://trajet-demo/registry")
+        reg.push("v1", model, {"note": "demo"})
+        reg.promote("v1", expected=None)
+        pulled = reg.pull("champion", tmp_path / "pulled")
+        assert (pulled / "model.safetensors").read_bytes() == b"\x00" * 1024
+    assert "AWS_ENDPOINT_URL" not in os.environ
