@@ -124,7 +124,7 @@ def derive_spans(row: Row) -> None:
 
 
 def _bad_chars(value: Any) -> bool:
-    """Strings a database cannot hold (NUL, lone surrogates) anywhere inside the kept extra fields."""
+    """Strings a database cannot hold (NUL, lone surrogates) anywhere inside `value`."""
     try:
         dumped = json.dumps(value, ensure_ascii=False)
         dumped.encode("utf-8")
@@ -175,8 +175,8 @@ def parse_jsonl_row(line: int, raw_line: str) -> Row:
     if "meta" in obj and not isinstance(obj["meta"], dict):
         c["n_wrong_type"] += 1
     row.extras = {k: val for k, val in obj.items() if k in ALLOWED_FIELDS and k not in ("text", "entities")}
-    if _bad_chars(row.extras):
-        c["n_bad_chars_extra"] = 1
+    if _bad_chars(row.extras) or (row.text is not None and _bad_chars(row.text)):
+        c["n_unencodable"] = 1
     derive_spans(row)
     return row
 
@@ -256,6 +256,17 @@ def raw_rows(data: bytes, fmt: str) -> list[tuple[int, bytes]]:
 _ROW_INT_COLUMNS = tuple(col for col in v.ROW_COLUMNS if col not in ("text", "split"))
 
 
+def _encodable(text: str | None) -> str | None:
+    """Text as pandas/pyarrow can hold it: lone surrogates become U+FFFD (they are counted separately)."""
+    if text is None:
+        return None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
+    return text
+
+
 def rows_frame(rows: Sequence[Row]) -> Any:
     import pandas as pd
 
@@ -264,7 +275,7 @@ def rows_frame(rows: Sequence[Row]) -> Any:
         data[col] = [r.counts.get(col, 0) for r in rows]
     frame = pd.DataFrame(data)
     # object dtype: texts may hold lone surrogates that a string dtype would refuse.
-    frame["text"] = pd.Series([r.text for r in rows], dtype=object)
+    frame["text"] = pd.Series([_encodable(r.text) for r in rows], dtype=object)
     frame["split"] = pd.Series([r.split for r in rows], dtype=object)
     return frame
 
