@@ -7,6 +7,7 @@ either stored, counted as a duplicate of a stored phrase, or quarantined -- noth
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -26,6 +27,7 @@ from trajet import config, store
 from trajet import validate as v
 from trajet.errors import TrajetError
 from trajet.labels import ENTITY_TYPES, LABEL2ID
+from trajet.phrases import _TOKEN_RE as TOKEN_RE
 from trajet.phrases import (
     DataFileError,
     bio_to_spans,
@@ -35,6 +37,9 @@ from trajet.phrases import (
     normalise_text,
     tokenize,
 )
+
+# Place names repeat across a batch: normalise each distinct surface once.
+_normalise_surface = functools.lru_cache(maxsize=1 << 16)(normalise_text)
 
 CONLL_SUFFIXES = frozenset({".conll", ".conllu", ".tsv", ".bio"})
 JSONL_SUFFIXES = frozenset({".jsonl", ".ndjson", ".json"})
@@ -96,9 +101,12 @@ def derive_spans(row: Row) -> None:
     if text is None:
         return
     c = row.counts
-    tokens = tokenize(text)
-    starts = {t.start: i for i, t in enumerate(tokens)}
-    ends = {t.end: i for i, t in enumerate(tokens)}
+    # The tokenizer's own regex, read as offsets only: Token objects cost more than the whole check.
+    starts: dict[int, int] = {}
+    ends: dict[int, int] = {}
+    for i, m in enumerate(TOKEN_RE.finditer(text)):
+        starts[m.start()] = i
+        ends[m.end()] = i
     size = len(text)
     inside: list[tuple[int, int]] = []
     for start, end, label in row.entities:
@@ -123,14 +131,23 @@ def derive_spans(row: Row) -> None:
         reach = max(reach, end)
 
 
+def _utf8_ok(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _bad_chars(value: Any) -> bool:
     """Strings a database cannot hold (NUL, lone surrogates) anywhere inside `value`."""
-    try:
-        dumped = json.dumps(value, ensure_ascii=False)
-        dumped.encode("utf-8")
-    except (UnicodeEncodeError, ValueError):
-        return True
-    return "\\u0000" in dumped
+    if isinstance(value, str):
+        return "\x00" in value or not _utf8_ok(value)
+    if isinstance(value, dict):
+        return any(_bad_chars(k) or _bad_chars(x) for k, x in value.items())
+    if isinstance(value, list):
+        return any(_bad_chars(x) for x in value)
+    return False
 
 
 def parse_jsonl_row(line: int, raw_line: str) -> Row:
@@ -175,7 +192,7 @@ def parse_jsonl_row(line: int, raw_line: str) -> Row:
     if "meta" in obj and not isinstance(obj["meta"], dict):
         c["n_wrong_type"] += 1
     row.extras = {k: val for k, val in obj.items() if k in ALLOWED_FIELDS and k not in ("text", "entities")}
-    if _bad_chars(row.extras) or (row.text is not None and _bad_chars(row.text)):
+    if (row.extras and _bad_chars(row.extras)) or (row.text is not None and not _utf8_ok(row.text)):
         c["n_unencodable"] = 1
     derive_spans(row)
     return row
@@ -282,7 +299,7 @@ def rows_frame(rows: Sequence[Row]) -> Any:
 
 def entity_key(text: str, entities: Iterable[tuple[int, int, str]]) -> tuple[tuple[str, str], ...]:
     """What two annotations of the same normalised text must agree on: labels and normalised surfaces."""
-    return tuple((label, normalise_text(text[s:e])) for s, e, label in sorted(entities))
+    return tuple((label, _normalise_surface(text[s:e])) for s, e, label in sorted(entities))
 
 
 # ---------------------------------------------------------------------------------------------- sources
@@ -453,12 +470,7 @@ def _validate_and_store(engine: Engine, item: SourceItem, sha: str, rows: list[R
     passing = [i for i in range(len(rows)) if i not in reasons]
 
     # Second pass on rows that passed: duplicates within the batch and conflicts with the store.
-    norm: dict[int, str] = {}
-    keys: dict[int, tuple[tuple[str, str], ...]] = {}
-    for i in passing:
-        r = rows[i]
-        norm[i] = store.norm_hash(normalise_text(r.text or ""))
-        keys[i] = entity_key(r.text or "", r.entities)
+    norm = {i: store.norm_hash(normalise_text(rows[i].text or "")) for i in passing}
     stored = _stored_keys(engine, list(norm.values()))
     seen: Counter[str] = Counter()
     store_dup: set[int] = set()
@@ -467,7 +479,7 @@ def _validate_and_store(engine: Engine, item: SourceItem, sha: str, rows: list[R
         nh = norm[i]
         dup_col.append(seen[nh])
         seen[nh] += 1
-        conflict = nh in stored and stored[nh] != keys[i]
+        conflict = nh in stored and stored[nh] != entity_key(rows[i].text or "", rows[i].entities)
         conflict_col.append(int(conflict))
         if nh in stored and not conflict:
             store_dup.add(i)
@@ -515,7 +527,7 @@ def _validate_and_store(engine: Engine, item: SourceItem, sha: str, rows: list[R
         r = rows[i]
         for s, e, label in r.entities:
             label_counts[label] += 1
-            names.add(normalise_text(r.text[s:e]))  # type: ignore[index]
+            names.add(_normalise_surface(r.text[s:e]))  # type: ignore[index]
     known = _known_places(engine, names)
     store_shares = _store_label_shares(engine)
     batch_shares = _shares(dict(label_counts))
@@ -546,7 +558,6 @@ def _validate_and_store(engine: Engine, item: SourceItem, sha: str, rows: list[R
 def _phrase_record(row: Row, nhash: str) -> dict[str, Any]:
     """Split fixed now, once: an explicit train/test wins, else the normalised-text hash decides."""
     split = row.split if row.split in ("train", "test") else store.hash_split(nhash)
-    labels = Counter(label for _, _, label in row.entities)
     return {
         "text": row.text,
         "norm_hash": nhash,
@@ -555,10 +566,35 @@ def _phrase_record(row: Row, nhash: str) -> dict[str, Any]:
         "is_validation": split == "train" and store.hash_is_validation(nhash),
         "group": row.group[:100] if row.group else None,
         "meta": row.extras,
-        "n_depart": labels["DEPART"],
-        "n_arrivee": labels["ARRIVEE"],
-        "n_via": labels["VIA"],
+        "n_depart": row.counts.get("n_depart", 0),
+        "n_arrivee": row.counts.get("n_arrivee", 0),
+        "n_via": row.counts.get("n_via", 0),
     }
+
+
+_PHRASE_COLUMNS = ("text", "norm_hash", "entities", "split", "is_validation", "group", "meta", "n_depart",
+                   "n_arrivee", "n_via", "batch_id")
+
+
+def _insert_phrases(conn: sa.Connection, phrases: list[dict[str, Any]], batch_id: int) -> None:
+    """Driver-level executemany with JSON serialised here: per-row ORM/Core parameter processing was the
+    largest cost of a 100k-phrase batch, and the rows are plain values already checked by the suite."""
+    if not phrases:
+        return
+    dialect = conn.dialect
+    mark = {"qmark": "?", "numeric": None, "named": None}.get(dialect.paramstyle, "%s")
+    if mark is None:  # a driver with another style: let SQLAlchemy bind
+        for part in _chunks(phrases, 10_000):
+            conn.execute(sa.insert(store.PhraseRow.__table__), [{**p, "batch_id": batch_id} for p in part])
+        return
+    quote = dialect.identifier_preparer.quote
+    sql = (f"INSERT INTO {quote('phrases')} ({', '.join(quote(c) for c in _PHRASE_COLUMNS)}) "
+           f"VALUES ({', '.join([mark] * len(_PHRASE_COLUMNS))})")
+    dumps = json.dumps
+    for part in _chunks(phrases, 10_000):
+        conn.exec_driver_sql(sql, [(p["text"], p["norm_hash"], dumps(p["entities"]), p["split"], p["is_validation"],
+                                    p["group"], dumps(p["meta"]), p["n_depart"], p["n_arrivee"], p["n_via"], batch_id)
+                                   for p in part])
 
 
 def _write_batch(engine: Engine, item: SourceItem, report: BatchReport, phrases: list[dict[str, Any]],
@@ -572,8 +608,7 @@ def _write_batch(engine: Engine, item: SourceItem, report: BatchReport, phrases:
                                 message=report.message)
             s.add(batch)
             s.flush()
-            for part in _chunks(phrases, 10_000):
-                s.execute(sa.insert(store.PhraseRow.__table__), [{**p, "batch_id": batch.id} for p in part])
+            _insert_phrases(s.connection(), phrases, batch.id)
             for part in _chunks(quarantine, 10_000):
                 s.execute(sa.insert(store.QuarantinedRow.__table__), [{**q, "batch_id": batch.id} for q in part])
             places = sorted(n for n in new_places if len(n) <= 512)
