@@ -43,7 +43,8 @@ _normalise_surface = functools.lru_cache(maxsize=1 << 16)(normalise_text)
 
 CONLL_SUFFIXES = frozenset({".conll", ".conllu", ".tsv", ".bio"})
 JSONL_SUFFIXES = frozenset({".jsonl", ".ndjson", ".json"})
-ALLOWED_FIELDS = frozenset({"text", "entities", "split", "group", "pattern", "id", "source", "meta"})
+# `noise` is written by the phrase generator (which perturbations it applied).
+ALLOWED_FIELDS = frozenset({"text", "entities", "split", "group", "pattern", "id", "source", "meta", "noise"})
 REQUIRED_FIELDS = ("text", "entities")
 _REASON_ORDER = {
     reason: i
