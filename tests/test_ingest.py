@@ -18,7 +18,7 @@ from trajet import store
 from trajet import validate as v
 from trajet.cli import app
 from trajet.errors import TrajetError
-from trajet.ingest import export_quarantine, ingest_source, quarantine_rows
+from trajet.ingest import export_quarantine, fast_normalise, ingest_source, quarantine_rows
 from trajet.phrases import normalise_text, parse_markup, phrase_to_conll, phrase_to_json
 
 pytest_plugins = ["dbfixtures"]
@@ -177,6 +177,14 @@ def test_matrix_batch_checks(matrix):
 
 
 # ------------------------------------------------------------------------------------------------- fuzz
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.characters(codec="utf-8"), max_size=40) | st.sampled_from(
+    ["Saint-Étienne", "  L’Isle-Adam ", "ÉVREUX", "ﬁnistère", "İstanbul", "Ångström\u00a0x"]))
+def test_fast_normalise_equals_normalise_text(text):
+    assert fast_normalise(text) == normalise_text(text)
+
 
 _line = st.one_of(
     st.text(max_size=60),
