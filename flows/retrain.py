@@ -23,9 +23,9 @@ from flows._common import fmt, utc_stamp
 from flows.tasks import (
     champion_task,
     evaluate_task,
-    promote_task,
+    gate_and_publish_task,
     pull_task,
-    push_task,
+    record_failed_run_task,
     snapshot_task,
     staging_uri,
     train_task,
@@ -242,7 +242,9 @@ def nightly_retrain(
                 snapshot["id"], snapshot["content_hash"], preset, overrides, str(out), database_url, progress
             )
     except Exception as exc:
-        _summary("TRAINING FAILED", snapshot, [f"{type(exc).__name__}: {exc}", f"champion unchanged: {champion_version}"])
+        reason = f"{type(exc).__name__}: {exc}"
+        _summary("TRAINING FAILED", snapshot, [reason, f"champion unchanged: {champion_version}"])
+        record_failed_run_task(snapshot, champion_version, f"training failed: {reason}", database_url)
         raise
 
     candidate_dir = training["output_dir"]
@@ -251,7 +253,14 @@ def nightly_retrain(
     if champion_dir:
         champion_eval = evaluate_task(champion_dir, snapshot["id"], database_url, use_challenge)
 
-    decision = gate_mod.decide(candidate_eval, champion_eval, gate_mod.GateConfig.from_env(**(gate or {})))
+    version = run_id
+    training_summary = {k: v for k, v in training.items() if k != "output_dir"}
+    published = gate_and_publish_task(
+        candidate_dir, candidate_eval, champion_eval, champion_version, version, gate, snapshot,
+        training_summary, {"snapshot": snapshot, "training": training_summary, "run_id": run_id},
+        registry_uri, database_url,
+    )
+    decision = gate_mod.GateDecision.from_dict(published["decision"])
     create_table_artifact(
         comparison_rows(candidate_eval, champion_eval),
         key=COMPARISON_KEY,
@@ -261,11 +270,12 @@ def nightly_retrain(
 
     record = {
         "run_id": run_id,
+        "db_run_id": published["db_run_id"],
         "snapshot": snapshot,
-        "training": {k: v for k, v in training.items() if k != "output_dir"},
+        "training": training_summary,
         "evaluation": {"candidate": candidate_eval, "champion": champion_eval},
         "champion_before": champion_version,
-        "gate": decision.to_dict(),
+        "gate": published["decision"],
     }
     (work_dir(run_id) / "decision.json").write_text(json.dumps(record, indent=2, default=str), encoding="utf-8")
 
@@ -276,15 +286,13 @@ def nightly_retrain(
         _summary("REJECTED", snapshot, [message])
         return Completed(name="Rejected", message=message, data={**record, "status": "rejected", "version": None})
 
-    version = run_id
-    pushed = push_task(registry_uri, version, candidate_dir, {**record, "stage": "champion"})
-    pointer = promote_task(registry_uri, version, champion_version)
-    create_link_artifact(pushed["uri"], link_text=f"model {version}", key=MODEL_KEY, description="promoted champion")
+    pointer = published["pointer"]
+    create_link_artifact(published["uri"], link_text=f"model {version}", key=MODEL_KEY, description="promoted champion")
     message = f"candidate {version} promoted (previous champion: {champion_version or 'none'})"
     logger.info(message)
-    _summary("PROMOTED", snapshot, [message, f"registry: {pushed['uri']}"])
+    _summary("PROMOTED", snapshot, [message, f"registry: {published['uri']}"])
     return Completed(
         name="Promoted",
         message=message,
-        data={**record, "status": "promoted", "version": version, "uri": pushed["uri"], "pointer": pointer},
+        data={**record, "status": "promoted", "version": version, "uri": published["uri"], "pointer": pointer},
     )

@@ -122,14 +122,6 @@ def push_task(registry_uri: str | None, version: str, model_dir: str, extra: dic
     return {"manifest": manifest, "uri": reg.version_uri(version)}
 
 
-@task(name="promote-model", cache_policy=NO_CACHE, **io_task_options())
-def promote_task(registry_uri: str | None, version: str, expected: str | None) -> dict[str, Any]:
-    """Compare-and-swap on the pointer: fails if another run promoted since this one read the champion."""
-    from trajet import registry
-
-    return registry.open_registry(registry_uri).promote(version, expected=expected)
-
-
 def staging_uri(registry_uri: str | None) -> str:
     """Candidates waiting for the gate live under `<registry>/staging`, apart from promoted versions."""
     from trajet import config
@@ -146,3 +138,62 @@ def work_dir(*parts: str) -> Path:
     path = root.joinpath(*parts)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+@task(name="gate-and-publish", cache_policy=NO_CACHE, **io_task_options())
+def gate_and_publish_task(
+    candidate_dir: str,
+    candidate_eval: dict[str, Any],
+    champion_eval: dict[str, Any] | None,
+    champion_version: str | None,
+    version: str,
+    gate: dict[str, float] | None,
+    snapshot: dict[str, Any],
+    training: dict[str, Any],
+    manifest_extra: dict[str, Any],
+    registry_uri: str | None,
+    database_url: str | None,
+) -> dict[str, Any]:
+    """Gate, then (only if it passes) push and promote by compare-and-swap against the champion that was
+    evaluated; the decision, passing or not, is recorded in the training runs table."""
+    from trajet import gate as gate_mod
+    from trajet import promotion, registry
+
+    reg = registry.open_registry(registry_uri)
+    outcome = promotion.gate_and_publish(
+        Path(candidate_dir),
+        candidate_eval,
+        champion_eval,
+        champion_version=champion_version,
+        version=version,
+        registry=reg,
+        engine=_engine(database_url),
+        gate_config=gate_mod.GateConfig.from_env(**(gate or {})),
+        manifest_extra=manifest_extra,
+        snapshot_id=snapshot["id"],
+        snapshot_hash=snapshot["content_hash"],
+        base_model=(training.get("config") or {}).get("base_model"),
+        training_config=training.get("config"),
+    )
+    return {
+        "decision": outcome.decision.to_dict(),
+        "version": outcome.version,
+        "pointer": outcome.pointer,
+        "db_run_id": outcome.run_id,
+        "uri": reg.version_uri(outcome.version) if outcome.version else None,
+    }
+
+
+@task(name="record-failed-run", cache_policy=NO_CACHE, **io_task_options())
+def record_failed_run_task(snapshot: dict[str, Any], champion_version: str | None, message: str, database_url: str | None) -> int:
+    """A failed training is history too: recorded with its reason, the champion untouched."""
+    from trajet import runs
+
+    return runs.record_training_run(
+        _engine(database_url),
+        status="failed",
+        champion_version=champion_version,
+        snapshot_id=snapshot["id"],
+        snapshot_hash=snapshot["content_hash"],
+        message=message[:2000],
+    )

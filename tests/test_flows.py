@@ -190,3 +190,15 @@ def test_a_held_batch_never_reaches_training(scenario):
     counts = scenario["night4"].result()["snapshot"]["counts"]
     (batch_b,) = scenario["ingest_b"].result()
     assert counts["train"] + counts["validation"] == 160 + batch_b["stored"] and counts["test"] == 40
+
+
+def test_every_decision_is_recorded_in_the_database(scenario):
+    from trajet import runs, store
+
+    engine = store.get_engine(f"sqlite:///{scenario['home'] / 'trajet.db'}")
+    recorded = sorted(runs.training_runs(engine), key=lambda r: r.id)
+    # night 2 was skipped (nothing to record); the broken training, the rejection and both promotions are
+    assert [r.status for r in recorded] == ["promoted", "failed", "rejected", "promoted"]
+    assert "training failed" in recorded[1].message and recorded[1].champion_version == scenario["champion1"]["version"]
+    assert recorded[2].gate_passed is False and recorded[2].version is None
+    assert recorded[3].version == scenario["champion4"]["version"]
