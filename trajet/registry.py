@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import hashlib
 import json
 import os
@@ -223,7 +224,7 @@ class LocalBackend:
         self.root = Path(root).expanduser().resolve()
 
     def key_uri(self, key: str) -> str:
-        return str(self.root / key)
+        return str(self.root / key) + ("/" if key.endswith("/") else "")
 
     def _path(self, key: str) -> Path:
         return self.root.joinpath(*key.split("/"))
@@ -323,12 +324,20 @@ class LocalBackend:
 
 
 def s3_client() -> Any:
-    """boto3 client from the standard credential chain; AWS_ENDPOINT_URL(_S3) points it at MinIO & co."""
+    """boto3 client from the standard credential chain; AWS_ENDPOINT_URL(_S3) points it at MinIO & co.
+
+    Building a client costs ~0.5 s (botocore loads its service models), and clients are thread-safe, so
+    one is kept per endpoint/addressing/profile/key-id combination."""
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
+    style = os.environ.get("TRAJET_S3_ADDRESSING_STYLE") or ("path" if endpoint else "auto")
+    return _cached_s3_client(endpoint, style, os.environ.get("AWS_PROFILE"), os.environ.get("AWS_ACCESS_KEY_ID"))
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_s3_client(endpoint: str | None, style: str, _profile: str | None, _key_id: str | None) -> Any:
     import boto3
     from botocore.config import Config
 
-    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
-    style = os.environ.get("TRAJET_S3_ADDRESSING_STYLE") or ("path" if endpoint else "auto")
     cfg = Config(
         s3={"addressing_style": style},
         retries={"mode": "standard", "max_attempts": 5},
