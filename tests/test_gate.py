@@ -7,30 +7,9 @@ import io
 import pytest
 from rich.console import Console
 
+from tests.registry_helpers import evaluation
 from trajet.errors import TrajetError
 from trajet.gate import GateConfig, GateDecision, decide
-
-
-def report(macro: float, depart: float, arrivee: float, via: float, n: int = 200, groups=None) -> dict:
-    return {
-        "n_sentences": n,
-        "micro": {"precision": macro, "recall": macro, "f1": macro},
-        "macro": {"precision": macro, "recall": macro, "f1": macro},
-        "per_entity": {
-            "DEPART": {"precision": depart, "recall": depart, "f1": depart, "support": 190},
-            "ARRIVEE": {"precision": arrivee, "recall": arrivee, "f1": arrivee, "support": 195},
-            "VIA": {"precision": via, "recall": via, "f1": via, "support": 60},
-        },
-        "exact_match": macro - 0.02,
-        "no_trip": {"n": 10, "clean": 1.0},
-        "groups": {name: {"n": 10, "micro_f1": f1, "exact_match": f1} for name, f1 in (groups or {}).items()},
-    }
-
-
-def evaluation(macro, depart, arrivee, via, groups=None, n=200) -> dict:
-    challenge = report(macro - 0.1, 0.9, 0.9, 0.8, n=40, groups=groups) if groups is not None else None
-    return {"test": report(macro, depart, arrivee, via, n=n), "challenge": challenge}
-
 
 CHAMPION = evaluation(0.960, 0.97, 0.96, 0.95, groups={"terse": 0.90, "stations": 0.85, "no_trip": 1.0})
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from tests.registry_helpers import write_model
 from trajet.errors import TrajetError
 from trajet.registry import (
     LocalBackend,
@@ -58,22 +59,6 @@ def registry(request, monkeypatch, tmp_path):
     reg = open_registry()
     assert reg.uri == uri
     return reg
-
-
-def write_model(path: Path, seed: int) -> Path:
-    """A tiny but real HF-style model folder: config, safetensors weights, tokenizer."""
-    import torch
-    from safetensors.torch import save_file
-
-    path.mkdir(parents=True)
-    gen = torch.Generator().manual_seed(seed)
-    save_file(
-        {"classifier.weight": torch.randn(7, 16, generator=gen), "classifier.bias": torch.zeros(7)},
-        str(path / "model.safetensors"),
-    )
-    (path / "config.json").write_text(json.dumps({"model_type": "camembert", "num_labels": 7, "seed": seed}))
-    (path / "tokenizer.json").write_text(json.dumps({"version": "1.0", "model": {"type": "BPE", "seed": seed}}))
-    return path
 
 
 @pytest.fixture(scope="session")
@@ -148,7 +133,10 @@ def test_push_pull_round_trip_verifies_checksums(registry, models, tmp_path):
 
     dest = registry.pull("v1", tmp_path / "pulled")
     pulled = files_of(dest)
-    assert pulled.pop("manifest.json") == hashlib.sha256(registry.backend.read("versions/v1/manifest.json")[0]).hexdigest()
+    assert (
+        pulled.pop("manifest.json")
+        == hashlib.sha256(registry.backend.read("versions/v1/manifest.json")[0]).hexdigest()
+    )
     assert pulled == expected
     with pytest.raises(TrajetError, match="not empty"):
         registry.pull("v1", dest)
@@ -182,9 +170,13 @@ def test_unsafe_or_pickle_manifest_paths_are_refused(registry, models, tmp_path)
     registry.push("v1", models["a"], {})
     good = json.loads(registry.backend.read("versions/v1/manifest.json")[0])
     sha = "0" * 64
-    for i, bad_path in enumerate(("../escape.txt", "/etc/passwd", "sub/../../x", "pytorch_model.bin", "w.pkl")):
+    for i, bad_path in enumerate(
+        ("../escape.txt", "/etc/passwd", "sub/../../x", "pytorch_model.bin", "w.pkl")
+    ):
         version = f"bad{i}"
-        manifest = dict(good, version=version, files=good["files"] + [{"path": bad_path, "size": 1, "sha256": sha}])
+        manifest = dict(
+            good, version=version, files=good["files"] + [{"path": bad_path, "size": 1, "sha256": sha}]
+        )
         registry.backend.put(f"versions/{version}/manifest.json", json.dumps(manifest).encode())
         with pytest.raises(TrajetError, match="unsafe file path|pickle"):
             registry.pull(version, tmp_path / version)
@@ -354,13 +346,18 @@ def test_resolve_model_ref_caches_pulls_under_trajet_home(registry, models, _tra
     assert path == _trajet_home.resolve() / "models" / "v1"
     weights = path / "model.safetensors"
     stamp = weights.stat().st_mtime_ns
-    assert resolve_model_ref("champion") == path and weights.stat().st_mtime_ns == stamp  # reused, not re-pulled
+    assert (
+        resolve_model_ref("champion") == path and weights.stat().st_mtime_ns == stamp
+    )  # reused, not re-pulled
     registry.push("v2", models["b"], {})
     registry.promote("v2")
     assert resolve_model_ref("champion").name == "v2"
     assert resolve_model_ref("v1") == path
     weights.write_bytes(b"damaged")  # a damaged cache copy is replaced by a verified pull
-    assert resolve_model_ref("v1") == path and files_of(path)["model.safetensors"] == files_of(models["a"])["model.safetensors"]
+    assert (
+        resolve_model_ref("v1") == path
+        and files_of(path)["model.safetensors"] == files_of(models["a"])["model.safetensors"]
+    )
     with pytest.raises(TrajetError, match="no model version v7"):
         resolve_model_ref("v7")
     with pytest.raises(TrajetError, match="no such model directory"):
@@ -372,16 +369,24 @@ def test_cli_push_list_show_promote_rollback_pull(registry, models, tmp_path):
 
     runner = CliRunner()
     evaluation = tmp_path / "eval.json"
-    per_entity = {e: {"precision": 0.9, "recall": 0.9, "f1": f, "support": 5} for e, f in
-                  (("DEPART", 0.981), ("ARRIVEE", 0.972), ("VIA", 0.933))}
-    evaluation.write_text(json.dumps({"test": {"macro": {"f1": 0.9621}, "per_entity": per_entity}, "challenge": None}))
+    per_entity = {
+        e: {"precision": 0.9, "recall": 0.9, "f1": f, "support": 5}
+        for e, f in (("DEPART", 0.981), ("ARRIVEE", 0.972), ("VIA", 0.933))
+    }
+    evaluation.write_text(
+        json.dumps({"test": {"macro": {"f1": 0.9621}, "per_entity": per_entity}, "challenge": None})
+    )
     (models_a := tmp_path / "a").mkdir()
     for f in models["a"].iterdir():
         (models_a / f.name).write_bytes(f.read_bytes())
     (models_a / "trajet_training.json").write_text(
-        json.dumps({"config": {"base_model": "trajet:mini"}, "snapshot_hash": "deadbeefcafe1234", "metrics": {}})
+        json.dumps(
+            {"config": {"base_model": "trajet:mini"}, "snapshot_hash": "deadbeefcafe1234", "metrics": {}}
+        )
     )
-    result = runner.invoke(app, ["model", "push", str(models_a), "--version", "v1", "--evaluation", str(evaluation)])
+    result = runner.invoke(
+        app, ["model", "push", str(models_a), "--version", "v1", "--evaluation", str(evaluation)]
+    )
     assert result.exit_code == 0, result.output
     assert "pushed v1: 4 files" in result.output
     result = runner.invoke(app, ["model", "push", str(models["b"]), "--promote"])

@@ -150,7 +150,9 @@ def _entity_f1(report: dict[str, Any], entity: str) -> float | None:
     return float(value["f1"]) if isinstance(value, dict) and "f1" in value else None
 
 
-def decide(candidate: dict[str, Any], champion: dict[str, Any] | None, config: GateConfig | None = None) -> GateDecision:
+def decide(
+    candidate: dict[str, Any], champion: dict[str, Any] | None, config: GateConfig | None = None
+) -> GateDecision:
     """Applies the rules to two `evaluate.full_evaluation` outputs ({"test": report, "challenge": report|None})
     computed in the same run. With no champion only the absolute rule applies."""
     config = config or GateConfig()
@@ -234,7 +236,11 @@ def _group_rules(candidate: dict[str, Any], champion: dict[str, Any], config: Ga
     if cand_challenge is None:
         return [
             GateRule(
-                "challenge_present", None, None, False, "champion was scored on the challenge set, candidate was not"
+                "challenge_present",
+                None,
+                None,
+                False,
+                "champion was scored on the challenge set, candidate was not",
             )
         ]
     rules = []

@@ -330,7 +330,9 @@ def s3_client() -> Any:
     one is kept per endpoint/addressing/profile/key-id combination."""
     endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
     style = os.environ.get("TRAJET_S3_ADDRESSING_STYLE") or ("path" if endpoint else "auto")
-    return _cached_s3_client(endpoint, style, os.environ.get("AWS_PROFILE"), os.environ.get("AWS_ACCESS_KEY_ID"))
+    return _cached_s3_client(
+        endpoint, style, os.environ.get("AWS_PROFILE"), os.environ.get("AWS_ACCESS_KEY_ID")
+    )
 
 
 @functools.lru_cache(maxsize=8)
@@ -433,7 +435,9 @@ class S3Backend:
         import base64
 
         try:
-            head = self._call("head", key, self.client.head_object, Key=self._key(key), ChecksumMode="ENABLED")
+            head = self._call(
+                "head", key, self.client.head_object, Key=self._key(key), ChecksumMode="ENABLED"
+            )
         except FileNotFoundError:
             return "object is missing"
         if head["ContentLength"] != digest.size:
@@ -441,7 +445,9 @@ class S3Backend:
         server_sha = head.get("ChecksumSHA256")
         if server_sha and "-" not in server_sha:
             got = base64.b64decode(server_sha).hex()
-            return None if got == digest.sha256 else f"sha256 {got[:12]}... instead of {digest.sha256[:12]}..."
+            return (
+                None if got == digest.sha256 else f"sha256 {got[:12]}... instead of {digest.sha256[:12]}..."
+            )
         if head.get("ETag", "").strip('"') == digest.md5:
             return None
         with tempfile.TemporaryDirectory(prefix="trajet-verify-") as tmp:
@@ -520,6 +526,10 @@ class Registry:
             raise TrajetError(f"no model version {version} in {self.uri}")
         return self._parse(raw, self.backend.key_uri(self._manifest_key(version)))
 
+    def manifest_sha256(self, version: str) -> str:
+        """The sha256 of the stored manifest bytes (what champion.json records)."""
+        return self._checked_manifest_sha(version, "read")
+
     def _read_pointer(self) -> tuple[dict[str, Any] | None, str | None]:
         got = self.backend.read(POINTER)
         if got is None:
@@ -556,7 +566,9 @@ class Registry:
         return records
 
     # ---- push
-    def push(self, version: str, model_dir: Path, manifest_extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    def push(
+        self, version: str, model_dir: Path, manifest_extra: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         """Uploads a model directory as an immutable version; returns its manifest.
 
         Files go first, each verified (size + sha256) after upload; the manifest goes last with
@@ -605,7 +617,9 @@ class Registry:
             self.backend.put(key, f.local, digest=f.digest)
         problem = self.backend.verify(key, f.digest)
         if problem:
-            raise RegistryError(f"upload of {self.backend.key_uri(key)} did not verify: {problem}; retry the push")
+            raise RegistryError(
+                f"upload of {self.backend.key_uri(key)} did not verify: {problem}; retry the push"
+            )
 
     # ---- pointer moves
     def _checked_manifest_sha(self, version: str, action: str) -> str:
@@ -652,7 +666,9 @@ class Registry:
             raise TrajetError(f"no champion in {self.uri}: nothing to roll back")
         current_version = current.get("version")
         if expected is not _READ_CURRENT and expected != current_version:
-            raise TrajetError(f"cannot roll back: the champion is {current_version}, not {expected} as expected")
+            raise TrajetError(
+                f"cannot roll back: the champion is {current_version}, not {expected} as expected"
+            )
         history = list(current.get("history") or [])
         if not history:
             raise TrajetError(f"{current_version} has no previous champion to roll back to")

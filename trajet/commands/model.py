@@ -183,7 +183,9 @@ def push_cmd(
     manifest = reg.push(version, model_dir, manifest_extra_from_model_dir(model_dir, evaluation))
     console = _console()
     total = sum(f["size"] for f in manifest["files"])
-    console.print(f"pushed {version}: {len(manifest['files'])} files, {total} bytes, verified, at {reg.version_uri(version)}")
+    console.print(
+        f"pushed {version}: {len(manifest['files'])} files, {total} bytes, verified, at {reg.version_uri(version)}"
+    )
     if promote:
         pointer = reg.promote(version)
         console.print(f"champion is now {pointer['version']} (previous: {pointer['previous'] or 'none'})")
