@@ -247,10 +247,25 @@ def test_crash_between_push_and_pointer_flip_keeps_old_champion(registry, models
     assert registry.promote("v2")["previous"] == "v1"
 
 
-def test_two_racing_promotions_exactly_one_wins(registry, models):
+def test_history_write_failure_does_not_undo_a_promotion(registry, models, tmp_path):
+    registry.push("v1", models["a"], {})
+    registry.promote("v1")
+    # A pulled model (with the registry's manifest.json inside) can be pushed again under a new version.
+    pulled = registry.pull("v1", tmp_path / "pulled")
+    registry.push("v2", pulled, {})
+    with failing_writes(registry, only="-v2.json"):
+        pointer = registry.promote("v2")
+    assert pointer["version"] == "v2" and registry.champion() == pointer
+    assert [r["version"] for r in registry.history()] == ["v1"]  # audit copy missing, pointer still chains
+    assert [f["path"] for f in registry.manifest("v2")["files"]] == sorted(files_of(models["a"]))
+
+
+@pytest.mark.parametrize("first", [True, False], ids=["first-champion", "over-champion"])
+def test_two_racing_promotions_exactly_one_wins(registry, models, first):
     for version, model in (("v1", "a"), ("v2", "b"), ("v3", "c")):
         registry.push(version, models[model], {})
-    registry.promote("v1")
+    if not first:
+        registry.promote("v1")
     barrier = threading.Barrier(2, timeout=30)
     results: dict[str, object] = {}
 
@@ -260,7 +275,7 @@ def test_two_racing_promotions_exactly_one_wins(registry, models):
 
         def read_then_wait():
             got = read()
-            barrier.wait()  # both have read champion v1 (and its ETag) before either writes
+            barrier.wait()  # both have read the pointer (and its ETag, or its absence) before either writes
             return got
 
         reg._read_pointer = read_then_wait
@@ -279,8 +294,9 @@ def test_two_racing_promotions_exactly_one_wins(registry, models):
     assert len(winners) == 1 and len(losers) == 1
     assert "concurrent promotion won" in str(losers[0])
     pointer = registry.champion()
-    assert pointer["version"] == winners[0] and pointer["previous"] == "v1"
-    assert [r["version"] for r in registry.history()] == ["v1", winners[0]]
+    before = [] if first else ["v1"]
+    assert pointer["version"] == winners[0] and pointer["previous"] == (None if first else "v1")
+    assert [r["version"] for r in registry.history()] == [*before, winners[0]]
 
 
 def test_expected_champion_guards_a_stale_gate_decision(registry, models):

@@ -21,6 +21,7 @@ import datetime as dt
 import functools
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -45,6 +46,7 @@ PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
 VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 RESERVED_MANIFEST_KEYS = ("format", "version", "created_at", "files")
 _CHUNK = 1 << 20
+log = logging.getLogger(__name__)
 _S3_SINGLE_PUT_LIMIT = 5 * 1024**3
 
 
@@ -159,7 +161,7 @@ def scan_model_dir(model_dir: Path) -> list[ModelFile]:
         rel = local.relative_to(model_dir).as_posix()
         if local.is_symlink():
             raise TrajetError(f"{model_dir}: {rel} is a symbolic link; push real files only")
-        if local.is_dir():
+        if local.is_dir() or rel == MANIFEST:  # a pulled model's registry manifest is metadata, not model
             continue
         check_relpath(rel, str(model_dir))
         refuse_pickle(rel, str(model_dir))
@@ -697,8 +699,17 @@ class Registry:
             ) from None
         stamp = pointer["promoted_at"].replace("-", "").replace(":", "").replace(".", "")
         record_key = f"{PROMOTIONS}/{stamp}-{pointer['version']}.json"
-        with contextlib.suppress(PreconditionFailed):  # same microsecond, same version: already recorded
+        # The pointer has moved: that is the promotion. The history record is an audit copy, so failing to
+        # write it must not make the caller believe the promotion failed (the pointer's own history list
+        # still chains every champion).
+        try:
             self.backend.put(record_key, _dumps(pointer), if_none_match=True)
+        except PreconditionFailed:
+            pass  # same microsecond, same version: already recorded
+        except RegistryError as exc:
+            log.warning(
+                "champion moved to %s but its history record was not written: %s", pointer["version"], exc
+            )
         return pointer
 
     # ---- pull
