@@ -424,6 +424,13 @@ def test_cli_push_list_show_promote_rollback_pull(registry, models, tmp_path):
 
     result = runner.invoke(app, ["model", "rollback"])
     assert result.exit_code == 0 and f"champion is now {auto_version}" in result.output
+    result = runner.invoke(app, ["model", "history"], env={"COLUMNS": "200"})
+    rows = [[c.strip() for c in line.split("│")[1:-1]] for line in result.output.splitlines()]
+    assert [row[1:3] for row in rows if row and row[1] in ("promote", "rollback")] == [
+        ["promote", auto_version],
+        ["promote", "v1"],
+        ["rollback", auto_version],
+    ]
     dest = tmp_path / "ops"
     result = runner.invoke(app, ["model", "pull", "champion", "--dest", str(dest)])
     assert result.exit_code == 0, result.output
@@ -431,3 +438,13 @@ def test_cli_push_list_show_promote_rollback_pull(registry, models, tmp_path):
 
     result = runner.invoke(app, ["model", "push", str(models["a"]), "--version", "v1"])
     assert isinstance(result.exception, TrajetError) and "immutable" in str(result.exception)
+
+
+def test_missing_bucket_is_a_clear_error(moto_endpoint, monkeypatch):
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    with pytest.raises(RegistryError, match="bucket no-such-bucket-here does not exist"):
+        open_registry("s3://no-such-bucket-here/models").champion()
+    with pytest.raises(TrajetError, match="only s3://"):
+        open_registry("gs://bucket/x")

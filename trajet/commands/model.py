@@ -222,5 +222,26 @@ def rollback_cmd(registry: str = REGISTRY_OPT) -> None:
     )
 
 
+@model_app.command("history")
+def history_cmd(registry: str = REGISTRY_OPT) -> None:
+    """Every move of the champion pointer, oldest first."""
+    from rich.table import Table
+
+    from trajet.registry import open_registry
+
+    records = open_registry(registry).history()
+    table = Table(title="Champion history")
+    for col in ("when", "action", "version", "previous"):
+        table.add_column(col)
+    for r in records:
+        table.add_row(
+            str(r.get("promoted_at", ""))[:19].replace("T", " "),
+            str(r.get("action", "")),
+            str(r.get("version", "")),
+            str(r.get("previous") or "-"),
+        )
+    _console().print(table)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(model_app, name="model")
