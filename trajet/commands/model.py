@@ -33,8 +33,8 @@ def versions_table(versions: list[dict[str, Any]]) -> Any:
     from rich.table import Table
 
     table = Table(title="Model versions")
-    table.add_column("version")
-    table.add_column("stage")
+    table.add_column("version", no_wrap=True)
+    table.add_column("stage", no_wrap=True)
     table.add_column("macro F1", justify="right")
     for entity in ENTITIES:
         table.add_column(f"{entity} F1", justify="right")
@@ -48,7 +48,7 @@ def versions_table(versions: list[dict[str, Any]]) -> Any:
             f"[{styles[stage]}]{stage}[/]",
             _f1(m, "macro", "f1"),
             *(_f1(m, "per_entity", e, "f1") for e in ENTITIES),
-            str(m.get("created_at", "-"))[:19].replace("T", " "),
+            str(m.get("created_at", "-"))[:16].replace("T", " "),
             str(m.get("snapshot_hash") or "-")[:12],
         )
     return table
