@@ -12,14 +12,9 @@ from trajet.promotion import gate_and_publish
 from trajet.registry import open_registry
 from trajet.runs import ModelVersion, TrainingRun, model_versions, record_model_version, training_runs
 
+pytest_plugins = ["dbfixtures"]  # `engine`: a migrated store, once on SQLite and once on PostgreSQL
+
 GROUPS = {"terse": 0.9, "stations": 0.85}
-
-
-@pytest.fixture
-def engine(tmp_path):
-    url = f"sqlite:///{tmp_path / 'trajet.db'}"
-    store.upgrade(url)
-    return store.get_engine(url)
 
 
 def test_migration_matches_the_orm_and_downgrades(engine):
