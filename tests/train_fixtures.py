@@ -4,6 +4,8 @@ with the project's markup; the real data set comes from the generator)."""
 from __future__ import annotations
 
 import random
+from pathlib import Path
+from typing import Any
 
 from trajet.phrases import Phrase, parse_markup
 
@@ -32,3 +34,21 @@ def make_phrases(n: int, seed: int = 0) -> list[Phrase]:
         template = rng.choice(TEMPLATES)
         out.append(parse_markup(template.format(d=d, a=a, v=v, x=x)))
     return out
+
+
+_TRAINED: dict[str, Any] = {}
+
+
+def trained_tiny(root: Path) -> dict[str, Any]:
+    """Build a tiny base and train it once per test process (shared by the train/predict test modules)."""
+    if "model" in _TRAINED:
+        return _TRAINED
+    from trajet.base import MiniSpec, build_mini
+    from trajet.train import config_for, train_model
+
+    train, val = make_phrases(200, seed=1), make_phrases(40, seed=2)
+    base = build_mini([p.text for p in train], root / "base", MiniSpec.named("tiny"))
+    cfg = config_for("tiny", {"base_model": str(base), "num_epochs": 8})
+    result = train_model(train, val, cfg, root / "model", snapshot_hash="abc123", progress=False)
+    _TRAINED.update(base=base, model=result.output_dir, result=result, train=train, val=val, config=cfg)
+    return _TRAINED
