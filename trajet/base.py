@@ -82,7 +82,8 @@ def project_corpus(data_dir: Path | None = None) -> list[str]:
     for path in sorted(root.rglob("*")):
         if not path.is_file() or "challenge" in path.name or "test" in path.name:
             continue
-        if "gazetteer" in path.name.lower() or "places" in path.name.lower():
+        rel = path.relative_to(root).as_posix().lower()
+        if "gazetteer" in rel or "places" in rel:
             if path.suffix.lower() in {".txt", ".csv", ".tsv", ".jsonl"}:
                 texts.extend(read_gazetteer(path))
             continue
