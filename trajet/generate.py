@@ -15,12 +15,15 @@ stay exact, and every phrase is checked with `spans_to_bio` before it is written
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import math
 import random
+import re
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 from trajet import patterns as P
@@ -48,8 +51,10 @@ class Place:
     name: str
     kind: str
     alternates: tuple[str, ...] = ()
+    city: str = ""
 
 
+@cache
 def place_key(name: str) -> str:
     """Vocabulary key: the normalised name (case, accents and apostrophe style do not make a new place)."""
     return normalise_text(name.replace("-", " "))
@@ -73,8 +78,6 @@ class Pool:
             self._cum.append(total)
 
     def pick(self, rng: random.Random) -> Place:
-        import bisect
-
         x = rng.random() * self._cum[-1]
         return self.items[min(bisect.bisect_right(self._cum, x), len(self.items) - 1)]
 
@@ -92,16 +95,18 @@ class Vocabulary:
 
 def _station_place(s: Station) -> Place:
     if s.kind == "gare":
-        return Place(s.name, "gare")
+        return Place(s.name, "gare", city=s.city)
     if s.name.startswith("Aéroport"):
-        return Place(s.name, "airport")
-    return Place(s.name, "station")
+        return Place(s.name, "airport", city=s.city)
+    return Place(s.name, "station", city=s.city)
 
 
 def build_vocabularies() -> dict[str, Vocabulary]:
     """Split the gazetteer by name: shared big cities, then each other name goes to train or to test."""
     by_name: dict[str, Commune] = {}
     for c in communes():
+        if c.name.split(" ")[0] in ("Aux", "Au"):
+            continue  # "Aux Marais" would read as a preposition: keep the convention checks simple
         if c.name not in by_name or c.population > by_name[c.name].population:
             by_name[c.name] = c
     ranked = sorted(by_name.values(), key=lambda c: (-c.population, c.name))
@@ -110,7 +115,7 @@ def build_vocabularies() -> dict[str, Vocabulary]:
     for split in ("train", "test"):
         big_items, big_w, small_items, small_w, art_items, art_w = [], [], [], [], [], []
         for c in ranked:
-            place = Place(c.name, "commune", c.alternates)
+            place = Place(c.name, "commune", c.alternates, c.name)
             if c.name in shared_names:
                 big_items.append(place)
                 big_w.append(c.population**0.55)
@@ -135,7 +140,7 @@ def build_vocabularies() -> dict[str, Vocabulary]:
                 continue
             st_items.append(_station_place(s))
             st_w.append(3.0 if s.kind in ("paris", "gare") else 1.0)
-        amb = [Place(n, "commune", by_name[n].alternates) for n in P.AMBIGUOUS_TOWNS if n in by_name]
+        amb = [Place(n, "commune", by_name[n].alternates, n) for n in P.AMBIGUOUS_TOWNS if n in by_name]
         vocab[split] = Vocabulary(
             big=Pool(big_items, big_w),
             small=Pool(small_items, small_w),
@@ -171,6 +176,8 @@ def surface_name(rng: random.Random, place: Place) -> str:
     if place.kind != "commune":
         return name
     r = rng.random()
+    if name in P.MISSPELLINGS and r < 0.08:
+        return rng.choice(P.MISSPELLINGS[name])
     if place.alternates and r < 0.06:
         return rng.choice(place.alternates)
     if "Saint-" in name or "Sainte-" in name:
@@ -280,10 +287,11 @@ class Builder:
     # -- places
     def place(self, role: str, hint: str) -> tuple[Place, str]:
         if role not in self.places:
-            taken = {p.name for p in self.places.values()}
+            # Never Paris -> Paris Gare de Lyon: two places of one sentence are in different towns.
+            taken = {p.city for p in self.places.values()}
             for _ in range(50):
                 p = pick_place(self.rng, self.vocab, hint)
-                if p.name not in taken:
+                if p.city not in taken:
                     break
             self.places[role] = p
             self.surfaces[role] = surface_name(self.rng, p)
@@ -341,7 +349,7 @@ class Builder:
             self.emit(name, label)
             return
         if place.kind == "airport":
-            self.emit(("de l'" if de else lead + "l'"))
+            self.emit("de l'" if de else lead + "l'")
             self.emit(name, label)
             return
         for art, du, au in (("Le ", "du ", "au "), ("Les ", "des ", "aux ")):
@@ -508,47 +516,50 @@ def apply_noise(rng: random.Random, segments: list[Segment], style: str) -> tupl
 # -------------------------------------------------------------------------------------------- sentences
 
 
+_ELIDED_DE = re.compile(r"(?<![^\W\d_])([dD])' +(?=(.?))")
+_MULTI_SPACE = re.compile(r" {2,}")
+_SPACE_BEFORE_STOP = re.compile(r" +(,|\.(?!\.))")
+_DOUBLE_COMMA = re.compile(r",(?: *,)+")
+_COMMA_BEFORE_STOP = re.compile(r", *(?=[.!?;:])")
+
+
+def _fix_elision(text: str, next_char: str) -> str:
+    """`j'ai besoin d'` + ` un billet` -> `d'un billet`; + ` deux billets` -> `de deux billets`."""
+
+    def repl(m: re.Match[str]) -> str:
+        nxt = m.group(2) or next_char
+        if nxt and (nxt in _VOWELS or nxt in "hH"):
+            return m.group(1) + "'"
+        return m.group(1) + "e "
+
+    return _ELIDED_DE.sub(repl, text)
+
+
 def _tidy(segments: list[Segment]) -> list[Segment]:
     """Collapse doubled spaces and spaces before a comma or full stop left by empty options; trim the ends.
 
-    Works on characters tagged with their segment, so an edit never moves an entity boundary."""
-    chars: list[tuple[str, int]] = [(ch, k) for k, (t, _) in enumerate(segments) for ch in t]
-    labels = [lab for _, lab in segments]
-    keep: list[tuple[str, int]] = []
-    for i, (ch, k) in enumerate(chars):
-        if ch == " " and labels[k] is None:
-            nxt = chars[i + 1][0] if i + 1 < len(chars) else ""
-            after = chars[i + 2][0] if i + 2 < len(chars) else ""
-            if _open_elision(keep):
-                # "j'ai besoin d'" + " un billet" -> "d'un billet"; + " deux billets" -> "de deux billets"
-                if nxt and (nxt in _VOWELS or nxt in "hH"):
-                    continue
-                keep[-1] = ("e", keep[-1][1])
-                keep.append((" ", k))
-                continue
-            if not keep or nxt in ("", " ", ",") or (nxt == "." and after != "."):
-                continue
-        keep.append((ch, k))
-    while keep and labels[keep[-1][1]] is None and keep[-1][0] in " ,":
-        keep.pop()
-    while keep and labels[keep[0][1]] is None and keep[0][0] in " ,":
-        keep.pop(0)
+    Only unlabelled text is edited (entities never hold outer spaces), so no entity boundary moves."""
+    merged: list[Segment] = []
+    for text, label in segments:
+        if label is None and merged and merged[-1][1] is None:
+            merged[-1] = (merged[-1][0] + text, None)
+        elif text:
+            merged.append((text, label))
     out: list[Segment] = []
-    last_k = -1
-    for ch, k in keep:
-        if k == last_k:
-            out[-1] = (out[-1][0] + ch, labels[k])
-        else:
-            out.append((ch, labels[k]))
-            last_k = k
+    for i, (text, label) in enumerate(merged):
+        if label is None:
+            nxt = merged[i + 1][0][:1] if i + 1 < len(merged) else ""
+            text = _MULTI_SPACE.sub(" ", _fix_elision(text, nxt))
+            text = _DOUBLE_COMMA.sub(",", _SPACE_BEFORE_STOP.sub(r"\1", text))
+            text = _COMMA_BEFORE_STOP.sub("", text)
+            if i == 0:
+                text = text.lstrip(" ,")
+            if i == len(merged) - 1:
+                text = text.rstrip(" ,")
+            if not text:
+                continue
+        out.append((text, label))
     return out
-
-
-def _open_elision(keep: list[tuple[str, int]]) -> bool:
-    """The kept text ends with a word `d'` written by a grammar option (not a place name)."""
-    if len(keep) < 2 or keep[-1][0] != "'" or keep[-2][0] not in "dD":
-        return False
-    return len(keep) == 2 or not keep[-3][0].isalpha()
 
 
 def _capitalise(rng: random.Random, segments: list[Segment], style: str) -> list[Segment]:

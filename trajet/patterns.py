@@ -27,6 +27,19 @@ ALWAYS_SHARED = (
     "Rennes Gare", "Nantes", "Aix-en-Provence TGV", "Valence TGV", "Marne-la-Vallée Chessy",
 )
 
+# Spellings people type for big cities, phonetic rather than keyboard slips (annotated as typed: [bordo]).
+MISSPELLINGS: dict[str, tuple[str, ...]] = {
+    "Bordeaux": ("Bordo", "Bordeau", "Bordaux"), "Marseille": ("Marseil", "Marseilles", "Marseile"),
+    "Montpellier": ("Montpelier", "Montpellié", "Montpel"), "Strasbourg": ("Strasbour", "Strasbrg"),
+    "Toulouse": ("Toulouze", "Toulous"), "Saint-Étienne": ("Sainté", "St-Etienne", "St Etienne"),
+    "Lille": ("Lile",), "Perpignan": ("Perpi", "Perpigna"), "Besançon": ("Bezançon", "Besancon"),
+    "Orléans": ("Orléan", "Orleans"), "Metz": ("Mets",), "Reims": ("Rheims", "Rheim"),
+    "Paris": ("Paname", "Pari"), "Nantes": ("Nante",), "Rennes": ("Renne", "Rènes"), "Grenoble": ("Grenobl",),
+    "Nice": ("Nisse",), "Lyon": ("Lion", "Lyonn"), "Dijon": ("Dijonn",), "Mulhouse": ("Mulouse",),
+    "Clermont-Ferrand": ("Clermont", "Clermont Ferrant"), "Aix-en-Provence": ("Aix", "Aix en Provence"),
+    "Angoulême": ("Angoulem",), "Châteauroux": ("Chateauroux", "Châteauroux"), "Quimper": ("Kemper",),
+}
+
 PEOPLE = (
     "Florence", "Nancy", "Albert", "Lourdes", "Valence", "Margaux", "Alix", "Noé", "Salomé", "Valentine",
     "Yves", "Gilles", "Léon", "Mathieu", "Germaine", "Florence", "Nancy", "Albert",
@@ -109,6 +122,7 @@ FILLERS: dict[str, list[str]] = {
         "le moins cher possible", "pas trop cher", "au meilleur prix", "avec la carte Avantage",
         "avec ma carte jeune", "côté fenêtre", "en aller simple", "en aller-retour", "en 1re",
         "avec la carte Liberté", "en classe Business Première", "place couloir", "en voiture calme",
+        "par le TGV de {h}h{mm}", "avec le train n° 8{mm}{h}", "le TER de {h}h{mm}", "voiture 12 place 45",
     ],
     # What follows the trip: dates, hours, passengers, classes. Often empty, often several.
     "tail": [
@@ -126,6 +140,11 @@ FILLERS: dict[str, list[str]] = {
     ],
     "qend": [" ?", " ?", "?", "?", "", " ? Merci", "??", " svp ?", " ? merci d'avance", ", svp ?", " ?!"],
     "person": list(PEOPLE),
+    "person_m": ["Albert", "Yves", "Gilles", "Léon", "Mathieu", "Noé", "Alix", "Thomas", "Lucas", "Hugo",
+                 "Pierre", "Nicolas", "Louis", "Paul", "Karim", "Albert", "Mathieu"],
+    "person_f": ["Florence", "Nancy", "Lourdes", "Valence", "Margaux", "Salomé", "Valentine", "Germaine",
+                 "Marie", "Julie", "Camille", "Léa", "Sophie", "Chloé", "Emma", "Jeanne", "Inès", "Fatou",
+                 "Florence", "Nancy"],
     "surname": list(SURNAMES),
     "club": list(CLUBS),
     "company": list(COMPANIES),
@@ -224,7 +243,7 @@ FAMILIES: list[tuple] = [
         "[un|1|deux] aller-retour {de:D} {a:A}{tail}[, {pol}| {pol}|]{end}",
     ), 1.2),
     ("aller_retour_bare", "terse", (
-        "[un|deux|1|2] [aller-retour|A/R|AR|aller simple|billets] {D} {A}{tail}{end}",
+        "[un aller-retour|deux allers-retours|1 A/R|un AR|un aller simple|2 billets|deux billets|1 billet|un billet] {D} {A}{tail}{end}",
     ), 1.0),
     ("voyage_prevu", "standard", (
         "[je prévois|je compte faire|j'organise|je prépare|je planifie] un voyage {de:D} {a:A}{VIAS}{tail}{end}",
@@ -233,7 +252,19 @@ FAMILIES: list[tuple] = [
         "je [voudrais|souhaite|veux|vais|dois] partir {de:D} {pour:A}{VIAS}{tail}{end}",
         "je [voudrais|souhaite|veux|vais|dois] partir {de:D} {date} {pour:A}{VIAS}{end}",
     ), 1.2),
+    ("destination_de", "standard", (
+        "[un train|un billet|des trains|le prochain train] [au départ {de:D}|{depuis:D}|en partance {de:D}] à destination {de:A}{VIAS}{tail}{end}",
+        "[un billet|un train|une place] à destination {de:A} [au départ {de:D}|{depuis:D}|en partant {de:D}]{tail}{end}",
+        "[quels trains vont|y a-t-il des trains] {de:D} à destination {de:A}{tail}{qend}",
+    ), 1.0),
+    ("mv_puis", "multi_via", (
+        "{want} {go} {de:D} {a:V1} puis {a:A}{tail}{end}",
+        "je pars {de:D}, je passe par {V1}[ et {V2}|] puis je vais {a:A}{tail}{end}",
+        "{de:D} {a:V1}, puis {a:V2}, et enfin {a:A}{tail}{end}",
+        "{want} {go} {de:D} {a:V1}, ensuite {a:A}{tail}{end}",
+    ), 1.0),
     ("depart_arrivee", "form", (
+        "départ {de:D} {time}, arrivée {a:A} [{time}|avant {h}h]{end}",
         "départ {de:D}[, | et |; | - ]arrivée {a:A}{VIAS}{tail}{end}",
         "départ {D}[, | et |; ]arrivée {A}{tail}{end}",
     ), 1.0),
@@ -430,7 +461,8 @@ FAMILIES: list[tuple] = [
         "{want} {go} {de:D} {ga:A}{tail}{end}",
         "départ {gde:D}, arrivée {a:A}{tail}{end}",
         "un train {depuis_gare:D} {jusqua:A}{tail}{end}",
-        "[rendez-vous|départ] {lag:D} {date} [pour|direction] {bare:A}{end}",
+        "[rendez-vous {ga:D}|départ {gde:D}|je serai {ga:D}] {date} [pour|direction] {bare:A}{end}",
+        "{lag:D}[,|] {date}, [pour|direction] {bare:A}{end}",
     ), 1.2),
     ("st_arrive", "station", (
         "je dois arriver {a:A@st} [avant|vers] {h}h{mm}[,|.] je pars {de:D}{end}",
@@ -447,9 +479,10 @@ FAMILIES: list[tuple] = [
     ), 1.2),
     ("person_with", "person", ("je [pars|voyage|vais] avec {person} {de:D} {a:A}{tail}{end}", "{person} et moi [voulons|voudrions|devons] aller {de:D} {a:A}{tail}{end}"), 1.2),
     ("person_is_going", "person", (
-        "{person} [doit aller|veut aller|va|part|doit se rendre] {a:A}{tail}[, il part {de:D}|, elle part {de:D}|], [peux-tu|pouvez-vous|tu peux] [lui|nous] trouver un train{qend}",
-        "mon [fils|ami|collègue|cousin] {person} [doit aller|veut aller] {de:D} {a:A}{tail}{end}",
-        "ma [fille|amie|collègue|cousine] {person} [doit aller|veut aller] {de:D} {a:A}{tail}{end}",
+        "{person_m} [doit aller|veut aller|va|part|doit se rendre] {a:A}{tail}[, il part {de:D}|], [peux-tu|pouvez-vous|tu peux] [lui|nous] trouver un train{qend}",
+        "{person_f} [doit aller|veut aller|va|part|doit se rendre] {a:A}{tail}[, elle part {de:D}|], [peux-tu|pouvez-vous|tu peux] [lui|nous] trouver un train{qend}",
+        "mon [fils|ami|collègue|cousin] {person_m} [doit aller|veut aller] {de:D} {a:A}{tail}{end}",
+        "ma [fille|amie|collègue|cousine] {person_f} [doit aller|veut aller] {de:D} {a:A}{tail}{end}",
     ), 1.2),
     ("person_address", "person", (
         "[merci|bonjour|salut|coucou] {person}[,|!| !] {want} {go} {de:D} {a:A}{tail}{end}",
@@ -488,7 +521,7 @@ FAMILIES: list[tuple] = [
     ), 1.0),
     ("dist_weather", "distractor", (
         "[il fait trop froid|il pleut tout le temps|il fait gris|on s'ennuie] {a:X}, {want} {go} {a:A} {date}{end}",
-        "[marre de|ras le bol de] {X}[,|!|.] {wantn} {ticket} {pour:A} {date}{end}",
+        "[marre|ras le bol|j'en ai marre] {de:X}[,|!|.] {wantn} {ticket} {pour:A} {date}{end}",
     ), 0.8),
     ("dist_person_place", "distractor", (
         "{person} habite {a:X} et je [vais|veux aller] la voir, {find} {ticket} {de:D} {a:A}{tail}{end}",
@@ -544,7 +577,6 @@ FAMILIES: list[tuple] = [
     ), 1.0),
     ("nt_compare", "no_trip", (
         "[la ville|la cathédrale|le marché] {de:X} [est plus belle que|ressemble à] celle {de:Y}{end}",
-        "la distance entre {X} et {Y} est de [300|450|120|80] km{end}",
         "{X} [est jumelée avec|est plus proche de la mer que] {Y}{end}",
     ), 0.8),
     ("nt_sms", "no_trip", (
