@@ -36,6 +36,9 @@ class MiniSpec:
     min_frequency: int = 2
     dropout: float = 0.1
     seed: int = 13
+    # Fold case and accents in the tokenizer: "PARIS", "paris" and "Paris" share pieces, so sparse
+    # variants (SMS style, capitals, missing accents) train the same embeddings.
+    lowercase: bool = False
 
     @classmethod
     def named(cls, name: str, overrides: Mapping[str, Any] | None = None) -> MiniSpec:
@@ -109,7 +112,10 @@ def train_tokenizer(texts: Sequence[str], spec: MiniSpec) -> Any:
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE(unk_token="<unk>"))
-    tok.normalizer = normalizers.NFC()
+    if spec.lowercase:
+        tok.normalizer = normalizers.Sequence([normalizers.NFD(), normalizers.StripAccents(), normalizers.Lowercase()])
+    else:
+        tok.normalizer = normalizers.NFC()
     tok.pre_tokenizer = pre_tokenizers.Metaspace()
     tok.decoder = decoders.Metaspace()
     trainer = trainers.BpeTrainer(

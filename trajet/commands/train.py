@@ -25,16 +25,18 @@ def train(
         None, "--validation", help="Validation phrases; default: 1/8 of --train chosen by hash of the text."
     ),
     snapshot: int | None = typer.Option(None, "--snapshot", help="Store snapshot id (default: a new snapshot)."),
-    output: Path = typer.Option(Path("models/latest"), "--output", "-o", help="Model directory to write."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Model directory (default: TRAJET_HOME/models/latest)."),
     preset: str = typer.Option("auto", "--preset", envvar="TRAJET_TRAIN_PRESET",
                                help="reference, camembert, mini, minilm, tiny; auto = camembert on CUDA, mini on CPU."),
     sets: list[str] = typer.Option([], "--set", help="Override a TrainingConfig field: --set learning_rate=1e-3."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
     """Fine-tune the NER model and write a safetensors model directory with its card and training record."""
+    from trajet.config import home
     from trajet.train import config_for, load_training_data, parse_set_options, train_model
 
     cfg = config_for(preset, parse_set_options(sets))
+    output = output or home() / "models" / "latest"
     tr, val, content_hash = load_training_data(train_file, validation_file, snapshot_id=snapshot)
     console.print(f"training [bold]{cfg.preset}[/] ({cfg.base_model}) on {len(tr)} phrases, validating on {len(val)}")
     result = train_model(tr, val, cfg, output, snapshot_hash=content_hash, progress=not quiet)
