@@ -242,3 +242,19 @@ def test_cli_build_mini_and_train(tmp_path):
     info = json.loads((tmp_path / "m" / "trajet_training.json").read_text())
     assert info["steps"] == 6 and info["config"]["max_steps"] == 6
     assert info["n_train"] + info["n_validation"] == 64
+
+
+def test_training_data_from_a_store_snapshot(tmp_path):
+    from trajet import store
+    from trajet.ingest import ingest_source
+    from trajet.phrases import write_jsonl
+
+    eng = store.get_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    store.upgrade(engine=eng)
+    write_jsonl(tmp_path / "batch.jsonl", make_phrases(300, seed=7))
+    ingest_source(str(tmp_path / "batch.jsonl"), engine=eng)
+    snap = store.create_snapshot(eng)
+    tr, val, content_hash = load_training_data(engine=eng, snapshot_id=snap.id)
+    assert content_hash == snap.content_hash
+    assert len(tr) == snap.counts["train"] and len(val) == snap.counts["validation"] and val
+    assert all(not is_validation(p.text) for p in tr) and all(is_validation(p.text) for p in val)

@@ -211,9 +211,10 @@ def parse_set_options(items: Iterable[str]) -> dict[str, str]:
 
 
 def is_validation(text: str) -> bool:
-    """1/8 of phrases, chosen by a hash of the normalised text so re-runs and re-orderings agree."""
+    """1/8 of phrases, chosen by a hash of the normalised text so re-runs and re-orderings agree; the same
+    bits as the store's validation split (`store.hash_is_validation`)."""
     digest = hashlib.sha256(normalise_text(text).encode("utf-8")).hexdigest()
-    return int(digest[:8], 16) % 8 == 0
+    return int(digest[8:16], 16) % 8 == 0
 
 
 def split_validation(phrases: Sequence[Phrase]) -> tuple[list[Phrase], list[Phrase]]:
@@ -245,10 +246,13 @@ def load_training_data(
         except ImportError:
             raise TrajetError("no --train file given and the store is not available in this build") from None
         eng = engine or store.get_engine()
-        if snapshot_id is None:
-            snapshot_id = store.create_snapshot(eng).id
-        train = store.load_split(eng, snapshot_id, "train")
-        val = store.load_split(eng, snapshot_id, "validation")
+        store.ensure_schema(eng)
+        snap = store.create_snapshot(eng) if snapshot_id is None else store.get_snapshot(eng, snapshot_id)
+        train = store.load_split(eng, snap.id, "train")
+        val = store.load_split(eng, snap.id, "validation")
+        if not train:
+            raise TrajetError(f"snapshot {snap.id} has no training phrases: ingest data first (`trajet ingest`)")
+        return train, val, snap.content_hash
     if not train:
         raise TrajetError("no training phrases")
     if not val:
