@@ -115,14 +115,24 @@ def _night(console: Console, result: DemoResult, label: str, state: Any, started
     return out
 
 
-def run_demo(console: Console, *, preset: str | None, night2_epochs: float, registry_label: str) -> DemoResult:
+def run_demo(
+    console: Console, *, preset: str | None, night2_epochs: float, registry_label: str, min_f1: float | None = None
+) -> DemoResult:
     from flows.ingest import ingest_flow
     from flows.retrain import nightly_retrain
     from trajet import config, registry, store
     from trajet.generate import write_dataset
 
+    from trajet.gate import GateConfig
+
     home = config.home()
     result = DemoResult()
+    gate = {"min_f1": min_f1} if min_f1 is not None else None
+    if gate and min_f1 != GateConfig().min_f1:
+        console.print(
+            f"[yellow]demo gate: absolute macro-F1 floor {min_f1:.2f} instead of the production {GateConfig().min_f1:.2f}"
+            " (the CPU demo model is trained from scratch in minutes); every other rule is the production default.[/]"
+        )
 
     def step(title: str) -> float:
         console.rule(f"[bold]{title}")
@@ -159,7 +169,7 @@ def run_demo(console: Console, *, preset: str | None, night2_epochs: float, regi
     result.stages.append(Stage("ingest flawed batch", time.perf_counter() - t, ", ".join(r["status"] for r in flawed_reports)))
 
     t = step("4. nightly-retrain, night 1: snapshot, train the CPU default, evaluate, gate, promote")
-    night1 = _night(console, result, "night 1", nightly_retrain(preset=preset, progress=True, return_state=True), t)
+    night1 = _night(console, result, "night 1", nightly_retrain(preset=preset, gate=gate, progress=True, return_state=True), t)
 
     t = step("5. A new batch arrives")
     new_reports = ingest_flow(str(later["train"]))
@@ -174,7 +184,7 @@ def run_demo(console: Console, *, preset: str | None, night2_epochs: float, regi
     )
     state2 = nightly_retrain(
         preset=preset, warm_start=has_champion, config={"num_epochs": night2_epochs} if has_champion else None,
-        progress=True, return_state=True,
+        gate=gate, progress=True, return_state=True,
     )
     _night(console, result, "night 2", state2, t)
 
