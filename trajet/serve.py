@@ -37,6 +37,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 log = logging.getLogger("trajet.serve")
 
 CHAMPION = "champion"
+MANIFEST = "manifest.json"  # written by Registry.pull next to the model files
 
 
 def _now() -> str:
@@ -68,9 +69,9 @@ class LoadedModel:
     lock: threading.Lock = field(default_factory=threading.Lock, compare=False, repr=False)
 
     def metrics(self) -> dict[str, Any] | None:
-        """Metrics recorded at push time (registry manifest), else those written by training."""
+        """Evaluation stored at push time (registry manifest), else the metrics training wrote."""
         if self.manifest:
-            for key in ("metrics", "evaluation", "best_metrics"):
+            for key in ("metrics", "training_metrics"):
                 if self.manifest.get(key) is not None:
                     return self.manifest[key]
         info = self.model_dir / "trajet_training.json"
@@ -203,15 +204,25 @@ class ModelService:
         )
 
     def _load_version(self, version: str, pointer: dict[str, Any] | None) -> LoadedModel:
-        """Pull (checksums verified by the registry) into a fresh folder, then load; nothing is shared with
-        the model being served, so a failure here cannot disturb it."""
+        """Pull (every file's sha256 checked by the registry) into a fresh folder, check the manifest against
+        the champion pointer, then load. Nothing is shared with the model being served, so a failure here
+        cannot disturb it."""
+        import hashlib
+
         from trajet.predict import Predictor
 
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         dest = self.cache_dir / f"{version}-{uuid.uuid4().hex[:8]}"
         try:
-            manifest = self.registry.manifest(version)
             model_dir = Path(self.registry.pull(version, dest))
+            raw = (model_dir / MANIFEST).read_bytes()
+            expected = (pointer or {}).get("manifest_sha256")
+            if expected is not None and hashlib.sha256(raw).hexdigest() != expected:
+                raise TrajetError(
+                    f"manifest of champion {version} does not match the sha256 recorded in the champion "
+                    f"pointer of {self.registry_uri}; refusing it"
+                )
+            manifest = json.loads(raw)
             predictor = Predictor.load(model_dir)
         except BaseException:
             shutil.rmtree(dest, ignore_errors=True)

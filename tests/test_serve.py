@@ -1,0 +1,422 @@
+"""The HTTP service over real HTTP on loopback: uvicorn in a thread, httpx clients, tiny real models pushed to
+a real local registry. Two tiny models whose classifier bias differs make a swap visible in the outputs."""
+
+import json
+import re
+import threading
+import time
+from contextlib import redirect_stdout
+from io import StringIO
+from pathlib import Path
+
+import httpx
+import pytest
+
+from trajet.config import REPO_ROOT
+from trajet.errors import TrajetError
+from trajet.labels import ID2LABEL, LABEL2ID, LABELS
+from trajet.phrases import bio_to_spans, tokenize
+
+TEXT = "Je veux aller de Paris à Lyon en passant par Dijon"
+CORPUS = [
+    TEXT,
+    "de Nantes à Brest",
+    "Metz - Lyon par Nancy",
+    "un billet Bordeaux Toulouse demain matin",
+    "je pars d'Orléans pour aller au Havre avec un arrêt à Rouen",
+    "Quel temps fait-il à Marseille ?",
+]
+
+
+def _build_tiny_model(out: Path, seed: int, favoured: str) -> Path:
+    """A real CamemBERT-architecture token classifier (hidden 32, 1 layer) and a BPE tokenizer trained with
+    `tokenizers`, as training would save them. The classifier bias favours one label so that two such models
+    disagree on every word."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import CamembertConfig, CamembertForTokenClassification, PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    tok.decoder = decoders.Metaspace()
+    specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+    tok.train_from_iterator(CORPUS * 3, trainers.BpeTrainer(vocab_size=300, special_tokens=specials))
+    tok.post_processor = processors.TemplateProcessing(
+        single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>", special_tokens=[("<s>", 0), ("</s>", 2)]
+    )
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>", unk_token="<unk>",
+        mask_token="<mask>", cls_token="<s>", sep_token="</s>",
+    )
+    fast.save_pretrained(out)
+    config = CamembertConfig(
+        vocab_size=len(fast), hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
+        max_position_embeddings=130, num_labels=len(LABELS), id2label=dict(ID2LABEL), label2id=dict(LABEL2ID),
+        pad_token_id=1, bos_token_id=0, eos_token_id=2,
+    )
+    torch.manual_seed(seed)
+    model = CamembertForTokenClassification(config)
+    with torch.no_grad():
+        model.classifier.weight.mul_(0.01)
+        model.classifier.bias.zero_()
+        model.classifier.bias[LABEL2ID[favoured]] = 5.0
+    model.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory) -> dict[str, Path]:
+    """'plain' tags nothing, 'departures' tags every word B-DEPART: a swap shows in every response."""
+    root = tmp_path_factory.mktemp("tiny_models")
+    return {
+        "plain": _build_tiny_model(root / "plain", seed=1, favoured="O"),
+        "departures": _build_tiny_model(root / "departures", seed=2, favoured="B-DEPART"),
+    }
+
+
+@pytest.fixture(scope="session")
+def expected(tiny_models) -> dict[str, dict]:
+    """What the prediction core itself answers for TEXT: the service must return exactly this."""
+    from trajet.predict import Predictor
+
+    return {name: Predictor.load(path).predict([TEXT])[0] for name, path in tiny_models.items()}
+
+
+METRICS = {"test": {"micro": {"f1": 0.97}}, "challenge": {"micro": {"f1": 0.91}}}
+
+
+@pytest.fixture
+def registry(tmp_path, tiny_models):
+    from trajet.registry import open_registry
+
+    reg = open_registry(str(tmp_path / "registry"))
+    reg.push("v1", tiny_models["plain"], {"metrics": METRICS})
+    reg.promote("v1")
+    return reg
+
+
+def _service(registry, tmp_path, **kw):
+    from trajet.serve import ModelService
+
+    service = ModelService(
+        kw.pop("model_ref", "champion"), registry_uri=str(tmp_path / "registry"),
+        cache_dir=tmp_path / "serve_cache", poll_interval=kw.pop("poll_interval", 0.1), **kw,
+    )
+    service.load_initial()
+    return service
+
+
+@pytest.fixture
+def server(registry, tmp_path):
+    """A running service following the champion, polling every 0.1 s; yields (base_url, service)."""
+    from trajet.serve import create_app, serve_in_thread
+
+    service = _service(registry, tmp_path)
+    with serve_in_thread(create_app(service)) as url:
+        yield url, service
+
+
+def _wait_for(predicate, timeout: float = 20.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+# ------------------------------------------------------------------------------------------ predict
+
+
+def test_predict_one_text_and_a_list(server, expected):
+    url, _ = server
+    with httpx.Client(base_url=url) as client:
+        one = client.post("/predict", json={"text": TEXT})
+        assert one.status_code == 200, one.text
+        assert one.json() == {"version": "v1", "prediction": expected["plain"]}
+
+        many = client.post("/predict", json={"texts": [TEXT, "", TEXT]})
+        assert many.status_code == 200, many.text
+        body = many.json()
+        assert body["version"] == "v1"
+        assert len(body["predictions"]) == 3
+        assert body["predictions"][0] == body["predictions"][2] == expected["plain"]
+        assert set(body["predictions"][1]) == {"error"}  # an empty text is an item error, not a failed call
+
+        assert client.post("/predict", json={"texts": []}).json() == {"version": "v1", "predictions": []}
+
+
+def test_prediction_fields_match_trajet_predict(server, tiny_models):
+    from trajet.predict import Predictor
+
+    url, service = server
+    text = "de Nantes à Brest"
+    service.registry.push("v2", tiny_models["departures"], {"metrics": METRICS})
+    service.registry.promote("v2")
+    _wait_for(lambda: service.health()["version"] == "v2", what="v2")
+    got = httpx.post(f"{url}/predict", json={"text": text}).json()["prediction"]
+    assert got == Predictor.load(tiny_models["departures"]).predict([text])[0]
+    assert {"entities", "departure", "arrival", "via"} <= set(got)
+    assert got["entities"], "the 'departures' model tags every word"
+    for ent in got["entities"]:
+        assert set(ent) == {"start", "end", "label", "text", "score"}
+        assert text[ent["start"]:ent["end"]] == ent["text"]
+        assert ent["label"] == "DEPART" and 0.0 <= ent["score"] <= 1.0
+
+
+# ------------------------------------------------------------------------------------------ limits
+
+
+def test_text_and_list_limits(server):
+    url, _ = server
+    with httpx.Client(base_url=url) as client:
+        assert client.post("/predict", json={"text": "a" * 512}).status_code == 200
+
+        long = client.post("/predict", json={"text": "a" * 513})
+        assert long.status_code == 422
+        assert long.json()["error"] == "text: text has 513 characters, the limit is 512"
+
+        long_item = client.post("/predict", json={"texts": ["ok", "b" * 600]})
+        assert long_item.status_code == 422
+        assert long_item.json()["error"] == "texts[1]: text has 600 characters, the limit is 512"
+
+        big_list = client.post("/predict", json={"texts": ["de Paris à Lyon"] * 65})
+        assert big_list.status_code == 422
+        assert big_list.json()["error"] == "texts: 65 texts in one request, the limit is 64"
+        assert client.post("/predict", json={"texts": ["de Paris à Lyon"] * 64}).status_code == 200
+
+
+def test_body_size_limit_from_header_and_from_actual_bytes(server):
+    url, _ = server
+    payload = json.dumps({"texts": ["x" * 500] * 140}).encode()  # ~70 KiB, every text within limits
+    assert len(payload) > 64 * 1024
+    with httpx.Client(base_url=url) as client:
+        declared = client.post("/predict", content=payload, headers={"content-type": "application/json"})
+        assert declared.status_code == 413
+        assert declared.json() == {"error": "request body is larger than 65536 bytes"}
+
+        def chunks():  # no Content-Length: chunked transfer, only the bytes received can be counted
+            for i in range(0, len(payload), 8192):
+                yield payload[i:i + 8192]
+
+        streamed = client.post("/predict", content=chunks(), headers={"content-type": "application/json"})
+        assert "content-length" not in streamed.request.headers
+        assert streamed.status_code == 413
+        assert "larger than 65536 bytes" in streamed.json()["error"]
+
+        # the service is still healthy after refusing them
+        assert client.post("/predict", json={"text": TEXT}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b'{"text": "de Paris', "request body is not valid JSON"),
+        (b"", "request body is missing"),
+        (b'["de Paris a Lyon"]', "request body must be a JSON object"),
+        (b'{"text": "a", "texts": ["b"]}', "send exactly one of 'text'"),
+        (b"{}", "send exactly one of 'text'"),
+        (b'{"txt": "de Paris"}', "unknown field 'txt'"),
+        (b'{"text": 42}', "text: must be a string"),
+        (b'{"texts": "de Paris"}', "texts: must be a list of strings"),
+        (b'{"texts": ["ok", null]}', "texts[1]: must be a string"),
+    ],
+)
+def test_bad_requests_get_422_with_a_clear_message(server, content, message):
+    url, _ = server
+    resp = httpx.post(f"{url}/predict", content=content, headers={"content-type": "application/json"})
+    assert resp.status_code == 422, resp.text
+    assert message in resp.json()["error"]
+
+
+# ------------------------------------------------------------------------------------------ /model /health
+
+
+def test_model_health_and_openapi(server):
+    url, service = server
+    with httpx.Client(base_url=url) as client:
+        model = client.get("/model").json()
+        assert model["version"] == "v1"
+        assert model["source"] == "registry"
+        assert model["metrics"] == METRICS
+        assert model["promoted_at"] == service.registry.champion()["promoted_at"]
+        assert Path(model["model_dir"]).is_dir()
+
+        _wait_for(lambda: client.get("/health").json()["last_poll"] is not None, what="a poll")
+        health = client.get("/health")
+        assert health.status_code == 200
+        body = health.json()
+        assert body["status"] == "ok"
+        assert body["version"] == body["champion_version"] == "v1"
+        assert body["last_load_error"] is None and body["follows_champion"] is True
+
+        schema = client.get("/openapi.json").json()
+        assert {"/predict", "/health", "/model"} <= set(schema["paths"])
+        request_schema = json.dumps(schema["components"]["schemas"]["PredictRequest"])
+        assert '"maxLength": 512' in request_schema and '"maxItems": 64' in request_schema
+
+
+# ------------------------------------------------------------------------------------------ hot swap
+
+
+def test_hot_swap_during_a_stream_of_requests(server, tiny_models, expected):
+    """Clients keep sending while v2 is pushed and promoted: no request fails, each client sees v1 then v2
+    (never back), and v2's answers are the second model's."""
+    url, service = server
+    stop = threading.Event()
+    seen: dict[int, list[tuple[str, dict]]] = {}
+    failures: list[str] = []
+
+    def client_loop(n: int) -> None:
+        seen[n] = []
+        with httpx.Client(base_url=url, timeout=30) as client:
+            while not stop.is_set():
+                try:
+                    resp = client.post("/predict", json={"texts": [TEXT, TEXT]})
+                except httpx.HTTPError as exc:
+                    failures.append(repr(exc))
+                    continue
+                if resp.status_code != 200:
+                    failures.append(f"{resp.status_code} {resp.text}")
+                    continue
+                body = resp.json()
+                seen[n].append((body["version"], body["predictions"][0]))
+
+    threads = [threading.Thread(target=client_loop, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        _wait_for(lambda: all(len(seen.get(i, [])) >= 3 for i in range(4)), what="requests on v1")
+        service.registry.push("v2", tiny_models["departures"], {"metrics": METRICS})
+        service.registry.promote("v2")
+        _wait_for(lambda: all(any(v == "v2" for v, _ in seen[i]) for i in range(4)), what="v2 in every client")
+        marks = {i: len(seen[i]) for i in range(4)}
+        _wait_for(lambda: all(len(seen[i]) >= marks[i] + 3 for i in range(4)), what="requests on v2")
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=30)
+
+    assert failures == []
+    for i in range(4):
+        versions = [v for v, _ in seen[i]]
+        first_v2 = versions.index("v2")
+        assert first_v2 >= 3
+        assert set(versions[:first_v2]) == {"v1"} and set(versions[first_v2:]) == {"v2"}
+        assert all(pred == expected["plain"] for v, pred in seen[i] if v == "v1")
+        assert all(pred == expected["departures"] for v, pred in seen[i] if v == "v2")
+    assert expected["plain"] != expected["departures"]
+    assert service.swaps == 1
+    # the old pulled folder is gone once the swap is done; only the served one stays
+    assert [p.name.split("-")[0] for p in service.cache_dir.iterdir()] == ["v2"]
+
+
+def _registry_files(registry_root: Path, version: str) -> list[Path]:
+    files = [p for p in registry_root.rglob("*") if p.is_file() and version in p.relative_to(registry_root).parts]
+    assert files, f"no stored files for {version} under {registry_root}"
+    return files
+
+
+@pytest.mark.parametrize("damage", ["corrupt_weights", "missing_file"])
+def test_bad_champion_is_kept_out_and_reported(server, tiny_models, tmp_path, expected, damage):
+    url, service = server
+    service.registry.push("v2", tiny_models["departures"], {"metrics": METRICS})
+    stored = _registry_files(tmp_path / "registry", "v2")
+    if damage == "corrupt_weights":
+        weights = next(p for p in stored if p.name.endswith(".safetensors"))
+        data = bytearray(weights.read_bytes())
+        data[-1] ^= 0xFF  # same size, different bytes: only a checksum can tell
+        weights.write_bytes(bytes(data))
+    else:
+        next(p for p in stored if p.name == "tokenizer.json").unlink()
+    service.registry.promote("v2")
+
+    with httpx.Client(base_url=url) as client:
+        health = _wait_for(
+            lambda: (h := client.get("/health").json())["last_load_error"] is not None and h,
+            what="the load error on /health",
+        )
+        assert health["status"] == "degraded"
+        assert health["version"] == "v1" and health["champion_version"] == "v2"
+        assert health["last_load_error"]["version"] == "v2"
+        assert health["last_load_error"]["error"]
+        resp = client.post("/predict", json={"text": TEXT})
+        assert resp.status_code == 200
+        assert resp.json() == {"version": "v1", "prediction": expected["plain"]}
+        assert client.get("/model").json()["version"] == "v1"
+
+        # a good promotion afterwards is picked up and clears the error
+        service.registry.push("v3", tiny_models["departures"], {"metrics": METRICS})
+        service.registry.promote("v3")
+        _wait_for(lambda: client.get("/health").json()["version"] == "v3", what="v3")
+        health = client.get("/health").json()
+        assert health["status"] == "ok" and health["last_load_error"] is None
+        assert client.post("/predict", json={"text": TEXT}).json()["prediction"] == expected["departures"]
+    assert not any(p.name.startswith("v2-") for p in service.cache_dir.iterdir())
+
+
+# ------------------------------------------------------------------------------------------ other refs
+
+
+def test_pinned_version_and_directory_do_not_follow_the_champion(registry, tmp_path, tiny_models, expected):
+    from trajet.serve import create_app, serve_in_thread
+
+    pinned = _service(registry, tmp_path, model_ref="v1")
+    directory = _service(registry, tmp_path, model_ref=str(tiny_models["departures"]))
+    registry.push("v2", tiny_models["departures"], {"metrics": METRICS})
+    registry.promote("v2")
+    for service, version, pred in ((pinned, "v1", expected["plain"]),
+                                   (directory, "dir:departures", expected["departures"])):
+        with serve_in_thread(create_app(service)) as url:
+            time.sleep(0.3)  # three poll intervals: nothing must change
+            resp = httpx.post(f"{url}/predict", json={"text": TEXT}).json()
+            assert resp == {"version": version, "prediction": pred}
+            health = httpx.get(f"{url}/health").json()
+            assert health["follows_champion"] is False and health["swaps"] == 0
+
+
+def test_empty_registry_refuses_to_start(tmp_path):
+    from trajet.serve import ModelService
+
+    service = ModelService("champion", registry_uri=str(tmp_path / "empty"), poll_interval=1)
+    with pytest.raises(TrajetError, match="no champion"):
+        service.load_initial()
+
+
+# ------------------------------------------------------------------------------------------ README snippet
+
+
+def _readme_python_block() -> str:
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Serving", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    assert len(blocks) == 1, "the Serving section has one python snippet"
+    return blocks[0]
+
+
+def test_readme_snippet_loads_the_pulled_model_with_plain_transformers(
+    registry, tmp_path, monkeypatch, tiny_models
+):
+    """The snippet runs as written against a champion pulled from the registry; its word labels give the
+    same entities as the service."""
+    from trajet.predict import Predictor
+
+    registry.push("v2", tiny_models["departures"], {"metrics": METRICS})
+    registry.promote("v2")
+    work = tmp_path / "snippet"
+    work.mkdir()
+    registry.pull("champion", work / "champion")  # what `trajet serve` loads, checksums verified
+    monkeypatch.chdir(work)
+    out = StringIO()
+    with redirect_stdout(out):
+        exec(compile(_readme_python_block(), "README.md#serving", "exec"), {"__name__": "__readme__"})
+    lines = [line.split("\t") for line in out.getvalue().strip().splitlines()]
+    text = "Je veux aller de Paris à Lyon en passant par Dijon"
+    tokens = tokenize(text)
+    assert [w for w, _ in lines] == [t.text for t in tokens]
+    tags = [tag for _, tag in lines]
+    assert set(tags) <= set(LABELS)
+    entities = bio_to_spans(tokens, tags, strict=False)
+    served = Predictor.load(work / "champion").predict([text])[0]["entities"]
+    assert [(e.start, e.end, e.label) for e in entities] == [(e["start"], e["end"], e["label"]) for e in served]
