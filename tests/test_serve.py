@@ -420,3 +420,101 @@ def test_readme_snippet_loads_the_pulled_model_with_plain_transformers(
     entities = bio_to_spans(tokens, tags, strict=False)
     served = Predictor.load(work / "champion").predict([text])[0]["entities"]
     assert [(e.start, e.end, e.label) for e in entities] == [(e["start"], e["end"], e["label"]) for e in served]
+
+
+# ------------------------------------------------------------------------------------------ S3, CLI
+
+
+def test_follows_a_champion_in_s3(tmp_path, monkeypatch, tiny_models, expected):
+    """Same service against an S3 registry (moto's server on loopback): initial load, then a hot swap."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    from trajet.registry import open_registry
+    from trajet.serve import ModelService, create_app, serve_in_thread
+
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    moto.start()
+    try:
+        host, port = moto.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        for name, value in {
+            "AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1", "AWS_CONFIG_FILE": str(tmp_path / "no-aws-config"),
+            "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-aws-credentials"),
+        }.items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.delenv("AWS_PROFILE", raising=False)
+        boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket="models")
+        uri = "s3://models/trajet"
+        reg = open_registry(uri)
+        reg.push("v1", tiny_models["plain"], {"metrics": METRICS})
+        reg.promote("v1")
+
+        service = ModelService("champion", registry_uri=uri, cache_dir=tmp_path / "cache", poll_interval=0.1)
+        service.load_initial()
+        with serve_in_thread(create_app(service)) as url, httpx.Client(base_url=url) as client:
+            assert client.post("/predict", json={"text": TEXT}).json() == {
+                "version": "v1", "prediction": expected["plain"]}
+            assert client.get("/model").json()["registry"] == uri
+            reg.push("v2", tiny_models["departures"], {"metrics": METRICS})
+            reg.promote("v2")
+            _wait_for(lambda: client.get("/health").json()["version"] == "v2", what="v2 from S3")
+            assert client.post("/predict", json={"text": TEXT}).json() == {
+                "version": "v2", "prediction": expected["departures"]}
+    finally:
+        moto.stop()
+
+
+def test_cli_refuses_to_start_without_a_champion(tmp_path):
+    from typer.testing import CliRunner
+
+    from trajet.cli import app
+
+    result = CliRunner().invoke(app, ["serve", "--registry", str(tmp_path / "empty")])
+    assert result.exit_code != 0
+    assert isinstance(result.exception, TrajetError)
+    assert "no champion" in str(result.exception)
+
+    result = CliRunner().invoke(app, ["serve", "--max-texts", "0"])
+    assert isinstance(result.exception, TrajetError) and "--max-texts must be positive" in str(result.exception)
+
+
+@pytest.mark.slow
+def test_trajet_serve_command_end_to_end(registry, tmp_path):
+    """The real command in its own process: options reach the service, SIGINT stops it cleanly."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [sys.executable, "-m", "trajet", "serve", "--registry", str(tmp_path / "registry"), "--port", str(port),
+           "--poll-interval", "0.5", "--max-texts", "2", "--log-level", "warning"]
+    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env={**os.environ, "TRAJET_HOME": str(tmp_path / "home")},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        def ready():
+            if proc.poll() is not None:
+                raise AssertionError(f"trajet serve exited: {proc.stderr.read()}")
+            try:
+                return httpx.get(f"{url}/health", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        _wait_for(ready, timeout=120, what="trajet serve to answer")
+        assert httpx.post(f"{url}/predict", json={"texts": ["de Paris à Lyon"] * 2}).json()["version"] == "v1"
+        too_many = httpx.post(f"{url}/predict", json={"texts": ["de Paris à Lyon"] * 3})
+        assert too_many.status_code == 422 and "limit is 2" in too_many.json()["error"]
+        health = httpx.get(f"{url}/health").json()
+        assert health["poll_interval_s"] == 0.5 and health["follows_champion"] is True
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "serving v1 on http://127.0.0.1" in err
+    assert (tmp_path / "home" / "serve" / "models").is_dir()  # pulled under TRAJET_HOME by default

@@ -28,6 +28,11 @@ def serve(
     cache_dir: Path | None = typer.Option(
         None, help="Where pulled models go (default: $TRAJET_HOME/serve/models)."
     ),
+    threads: int = typer.Option(
+        1, "--threads", envvar="TRAJET_SERVE_THREADS",
+        help="torch threads per inference (0: torch's default). Requests are short: one thread is fastest "
+        "unless the cores are dedicated.",
+    ),
     log_level: str = typer.Option("info", help="uvicorn log level."),
 ) -> None:
     """Serve POST /predict, GET /health and GET /model over HTTP (OpenAPI at /docs and /openapi.json)."""
@@ -42,8 +47,14 @@ def serve(
                         ("--max-body-bytes", max_body_bytes)):
         if value <= 0:
             raise TrajetError(f"{name} must be positive, got {value}")
+    if threads < 0:
+        raise TrajetError(f"--threads must be 0 or more, got {threads}")
     if not 0 <= port <= 65535:
         raise TrajetError(f"--port must be between 0 and 65535, got {port}")
+    if threads > 0:
+        import torch
+
+        torch.set_num_threads(threads)
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s:     %(name)s: %(message)s")
     service = ModelService(model, registry_uri=registry, cache_dir=cache_dir, poll_interval=poll_interval)
     console = Console(stderr=True)
