@@ -518,3 +518,43 @@ def test_trajet_serve_command_end_to_end(registry, tmp_path):
     assert proc.returncode == 0, err
     assert "serving v1 on http://127.0.0.1" in err
     assert (tmp_path / "home" / "serve" / "models").is_dir()  # pulled under TRAJET_HOME by default
+
+
+def test_concurrent_requests_are_merged_into_one_batch(registry, tmp_path):
+    """While the model is busy, queued requests wait and then go through in one forward pass; each gets
+    exactly its own results back, in order."""
+    service = _service(registry, tmp_path)
+    model = service.current
+    real_predict = model.predictor.predict
+    calls: list[list[str]] = []
+    release = threading.Event()
+
+    def recording_predict(texts):
+        calls.append(list(texts))
+        if len(calls) == 1:
+            release.wait(10)  # hold the model busy until the others have queued
+        return real_predict(texts)
+
+    model.predictor.predict = recording_predict
+    texts = [[f"de Paris à Lyon {i}", ""] if i % 2 else [f"Metz - Nancy {i}"] for i in range(8)]
+    results: dict[int, tuple[str, list]] = {}
+
+    def call(i: int) -> None:
+        results[i] = service.predict(texts[i])
+
+    first = threading.Thread(target=call, args=(0,))
+    first.start()
+    _wait_for(lambda: len(calls) == 1, what="the first batch")
+    others = [threading.Thread(target=call, args=(i,)) for i in range(1, 8)]
+    for t in others:
+        t.start()
+    _wait_for(lambda: len(model.runner._queue) == 7, what="seven queued requests")
+    release.set()
+    for t in (first, *others):
+        t.join(10)
+
+    assert calls == [texts[0], [t for i in range(1, 8) for t in texts[i]]]
+    for i in range(8):
+        version, got = results[i]
+        assert version == "v1"
+        assert got == real_predict(texts[i])

@@ -53,6 +53,71 @@ class Limits:
     max_body_bytes: int = 64 * 1024
 
 
+class _Request:
+    __slots__ = ("texts", "results", "error", "done")
+
+    def __init__(self, texts: list[str]) -> None:
+        self.texts = texts
+        self.results: list[dict[str, Any]] | None = None
+        self.error: BaseException | None = None
+        self.done = False
+
+
+class Coalescer:
+    """Runs one model's predictions one batch at a time, merging the requests that queued meanwhile.
+
+    Fast tokenizers are not safe to call from several threads at once ("Already borrowed"), so a model runs
+    one call at a time. Rather than making concurrent requests wait in line for one forward pass each, the
+    thread that gets the model takes every request queued so far (up to `max_texts` texts) and tags them in
+    one batch: under load, a batch of short texts costs far less than as many single passes. No extra
+    thread: whichever request finds the model idle works for the others, and each returns once its part
+    is done.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()  # guards _queue and _busy
+        self._queue: list[_Request] = []
+        self._busy = False
+
+    def _take(self, max_texts: int) -> list[_Request]:
+        taken, n = [], 0
+        while self._queue and (not taken or n + len(self._queue[0].texts) <= max_texts):
+            req = self._queue.pop(0)
+            taken.append(req)
+            n += len(req.texts)
+        return taken
+
+    def run(self, predictor: "Predictor", texts: list[str], max_texts: int) -> list[dict[str, Any]]:
+        mine = _Request(texts)
+        with self._cond:
+            self._queue.append(mine)
+        while True:
+            with self._cond:
+                while not mine.done and self._busy:
+                    self._cond.wait()
+                if mine.done:
+                    break
+                self._busy = True
+                batch = self._take(max_texts)
+            results: list[dict[str, Any]] = []
+            error: BaseException | None = None
+            try:
+                results = predictor.predict([text for req in batch for text in req.texts])
+            except BaseException as exc:  # every request of the failed batch sees the error
+                error = exc
+            with self._cond:
+                start = 0
+                for req in batch:
+                    req.results, req.error = results[start : start + len(req.texts)], error
+                    req.done = True
+                    start += len(req.texts)
+                self._busy = False
+                self._cond.notify_all()
+        if mine.error is not None:
+            raise mine.error
+        return mine.results or []
+
+
 @dataclass(frozen=True)
 class LoadedModel:
     """One fully loaded model; immutable so a request holding it is never affected by a swap."""
@@ -64,9 +129,8 @@ class LoadedModel:
     manifest: dict[str, Any] | None
     pointer: dict[str, Any] | None
     loaded_at: str
-    # Fast tokenizers are not safe to call from several threads at once ("Already borrowed"): one lock per
-    # model serialises its calls while a freshly swapped-in model gets its own lock and never waits on the old.
-    lock: threading.Lock = field(default_factory=threading.Lock, compare=False, repr=False)
+    # One per model: a freshly swapped-in model never waits behind requests still running on the old one.
+    runner: Coalescer = field(default_factory=Coalescer, compare=False, repr=False)
 
     def metrics(self) -> dict[str, Any] | None:
         """Evaluation stored at push time (registry manifest), else the metrics training wrote."""
@@ -124,6 +188,7 @@ class ModelService:
         cache_dir: Path | None = None,
         poll_interval: float = 30.0,
         retry_interval: float = 300.0,
+        batch_texts: int = 64,
     ) -> None:
         if poll_interval <= 0:
             raise TrajetError(f"poll interval must be positive, got {poll_interval}")
@@ -132,6 +197,7 @@ class ModelService:
         self.cache_dir = (cache_dir or config.home() / "serve" / "models").resolve()
         self.poll_interval = poll_interval
         self.retry_interval = retry_interval
+        self.batch_texts = max(1, batch_texts)
         self._registry: Registry | None = None
         self._current: LoadedModel | None = None
         self._state_lock = threading.Lock()
@@ -324,9 +390,7 @@ class ModelService:
     def predict(self, texts: list[str]) -> tuple[str, list[dict[str, Any]]]:
         """Read the current model once; the whole request runs on it even if a swap happens meanwhile."""
         model = self.current
-        with model.lock:
-            results = model.predictor.predict(texts)
-        return model.version, results
+        return model.version, model.runner.run(model.predictor, texts, self.batch_texts)
 
     def health(self) -> dict[str, Any]:
         model = self._current

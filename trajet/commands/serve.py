@@ -28,6 +28,10 @@ def serve(
     cache_dir: Path | None = typer.Option(
         None, help="Where pulled models go (default: $TRAJET_HOME/serve/models)."
     ),
+    batch_texts: int = typer.Option(
+        64, "--batch-texts",
+        help="Most texts tagged in one forward pass when concurrent requests are merged (1: no merging).",
+    ),
     threads: int = typer.Option(
         1, "--threads", envvar="TRAJET_SERVE_THREADS",
         help="torch threads per inference (0: torch's default). Requests are short: one thread is fastest "
@@ -44,7 +48,7 @@ def serve(
     from trajet.serve import Limits, ModelService, run_server
 
     for name, value in (("--max-text-chars", max_text_chars), ("--max-texts", max_texts),
-                        ("--max-body-bytes", max_body_bytes)):
+                        ("--max-body-bytes", max_body_bytes), ("--batch-texts", batch_texts)):
         if value <= 0:
             raise TrajetError(f"{name} must be positive, got {value}")
     if threads < 0:
@@ -56,7 +60,8 @@ def serve(
 
         torch.set_num_threads(threads)
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s:     %(name)s: %(message)s")
-    service = ModelService(model, registry_uri=registry, cache_dir=cache_dir, poll_interval=poll_interval)
+    service = ModelService(model, registry_uri=registry, cache_dir=cache_dir, poll_interval=poll_interval,
+                           batch_texts=batch_texts)
     console = Console(stderr=True)
     with console.status(f"loading {model}"):
         loaded = service.load_initial()
