@@ -318,7 +318,7 @@ def _registry_files(registry_root: Path, version: str) -> list[Path]:
     return files
 
 
-@pytest.mark.parametrize("damage", ["corrupt_weights", "missing_file"])
+@pytest.mark.parametrize("damage", ["corrupt_weights", "missing_file", "pointer_mismatch"])
 def test_bad_champion_is_kept_out_and_reported(server, tiny_models, tmp_path, expected, damage):
     url, service = server
     service.registry.push("v2", tiny_models["departures"], {"metrics": METRICS})
@@ -328,9 +328,13 @@ def test_bad_champion_is_kept_out_and_reported(server, tiny_models, tmp_path, ex
         data = bytearray(weights.read_bytes())
         data[-1] ^= 0xFF  # same size, different bytes: only a checksum can tell
         weights.write_bytes(bytes(data))
-    else:
+    elif damage == "missing_file":
         next(p for p in stored if p.name == "tokenizer.json").unlink()
-    service.registry.promote("v2")
+    if damage == "pointer_mismatch":  # a pointer whose manifest hash is not v2's manifest: written by hand
+        pointer = {**service.registry.champion(), "version": "v2", "manifest_sha256": "0" * 64}
+        (tmp_path / "registry" / "champion.json").write_text(json.dumps(pointer))
+    else:
+        service.registry.promote("v2")
 
     with httpx.Client(base_url=url) as client:
         health = _wait_for(
@@ -340,7 +344,9 @@ def test_bad_champion_is_kept_out_and_reported(server, tiny_models, tmp_path, ex
         assert health["status"] == "degraded"
         assert health["version"] == "v1" and health["champion_version"] == "v2"
         assert health["last_load_error"]["version"] == "v2"
-        assert health["last_load_error"]["error"]
+        reason = {"corrupt_weights": "checksum mismatch", "missing_file": "tokenizer.json",
+                  "pointer_mismatch": "does not match the sha256 recorded in the champion pointer"}[damage]
+        assert reason in health["last_load_error"]["error"]
         resp = client.post("/predict", json={"text": TEXT})
         assert resp.status_code == 200
         assert resp.json() == {"version": "v1", "prediction": expected["plain"]}
@@ -354,6 +360,20 @@ def test_bad_champion_is_kept_out_and_reported(server, tiny_models, tmp_path, ex
         assert health["status"] == "ok" and health["last_load_error"] is None
         assert client.post("/predict", json={"text": TEXT}).json()["prediction"] == expected["departures"]
     assert not any(p.name.startswith("v2-") for p in service.cache_dir.iterdir())
+
+
+def test_rollback_away_from_a_bad_champion_clears_the_error(server, tiny_models, tmp_path):
+    url, service = server
+    service.registry.push("v2", tiny_models["departures"], {"metrics": METRICS})
+    next(p for p in _registry_files(tmp_path / "registry", "v2") if p.name == "config.json").write_text("{}")
+    service.registry.promote("v2")
+    _wait_for(lambda: service.health()["last_load_error"] is not None, what="the load error")
+    assert "checksum mismatch" in service.health()["last_load_error"]["error"]
+    service.registry.rollback()
+    _wait_for(lambda: service.health()["champion_version"] == "v1", what="the rollback to be seen")
+    health = httpx.get(f"{url}/health").json()
+    assert health["status"] == "ok" and health["version"] == "v1" and health["last_load_error"] is None
+    assert health["swaps"] == 0
 
 
 # ------------------------------------------------------------------------------------------ other refs

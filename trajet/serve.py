@@ -210,6 +210,7 @@ class ModelService:
         self._failed_key: str | None = None
         self._failed_at = 0.0
         self.swaps = 0
+        self._pulled: list[Path] = []
 
     # ------------------------------------------------------------------ set-up
 
@@ -293,6 +294,7 @@ class ModelService:
         except BaseException:
             shutil.rmtree(dest, ignore_errors=True)
             raise
+        self._pulled.append(model_dir)
         return LoadedModel(
             version=version,
             predictor=predictor,
@@ -304,13 +306,12 @@ class ModelService:
         )
 
     def _prune_cache(self, keep: LoadedModel) -> None:
-        """Weights are in memory once loaded; old pulled folders only cost disk."""
-        if not self.cache_dir.is_dir():
-            return
-        keep_dir = keep.model_dir.resolve()
-        for child in self.cache_dir.iterdir():
-            if child.is_dir() and child.resolve() not in (keep_dir, *keep_dir.parents):
-                shutil.rmtree(child, ignore_errors=True)
+        """Weights are in memory once loaded; old pulled folders only cost disk. Only folders this service
+        pulled are removed: another service sharing the cache may be pulling into it right now."""
+        for folder in list(self._pulled):
+            if folder != keep.model_dir:
+                shutil.rmtree(folder, ignore_errors=True)
+                self._pulled.remove(folder)
 
     # ------------------------------------------------------------------ polling
 
@@ -380,10 +381,14 @@ class ModelService:
         self._poller.start()
 
     def stop(self) -> None:
+        """Stop polling and remove the pulled folders (the weights live in memory; a restart pulls again)."""
         self._stop.set()
         if self._poller is not None:
             self._poller.join(timeout=60)
             self._poller = None
+        for folder in self._pulled:
+            shutil.rmtree(folder, ignore_errors=True)
+        self._pulled.clear()
 
     # ------------------------------------------------------------------ serving
 
