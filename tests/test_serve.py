@@ -578,3 +578,19 @@ def test_concurrent_requests_are_merged_into_one_batch(registry, tmp_path):
         version, got = results[i]
         assert version == "v1"
         assert got == real_predict(texts[i])
+
+
+def test_a_failing_prediction_is_a_json_500_and_the_service_goes_on(server, monkeypatch, expected):
+    url, service = server
+    predictor = service.current.predictor
+
+    def broken(texts):
+        raise RuntimeError("CUDA error: out of memory")
+
+    with httpx.Client(base_url=url) as client:
+        monkeypatch.setattr(predictor, "predict", broken)
+        resp = client.post("/predict", json={"text": TEXT})
+        assert resp.status_code == 500
+        assert resp.json() == {"error": "internal error: RuntimeError: CUDA error: out of memory"}
+        monkeypatch.undo()
+        assert client.post("/predict", json={"text": TEXT}).json()["prediction"] == expected["plain"]

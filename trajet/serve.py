@@ -635,13 +635,18 @@ def create_app(service: ModelService, limits: Limits | None = None) -> "FastAPI"
         response_model=single_out | many_out,
         response_model_exclude_unset=True,
         summary="Tag one text ({'text': ...}) or several ({'texts': [...]})",
-        responses={413: {"description": "body too large"}, 422: {"description": "bad JSON, field or limit"}},
+        responses={413: {"description": "body too large"}, 422: {"description": "bad JSON, field or limit"},
+                   500: {"description": "the model failed on this request"}},
     )
-    def predict(body: request_model) -> dict[str, Any]:  # type: ignore[valid-type]
+    def predict(body: request_model) -> Any:  # type: ignore[valid-type]
+        texts = [body.text] if body.text is not None else list(body.texts)
+        try:
+            version, results = service.predict(texts)
+        except Exception as exc:  # answered here: a re-raised error would also drop the client's connection
+            log.exception("prediction failed")
+            return JSONResponse({"error": f"internal error: {_error_text(exc)}"}, status_code=500)
         if body.text is not None:
-            version, results = service.predict([body.text])
             return {"version": version, "prediction": results[0]}
-        version, results = service.predict(list(body.texts))
         return {"version": version, "predictions": results}
 
     @app.get("/health", summary="Serving status, last champion poll, last load error")
