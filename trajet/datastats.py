@@ -1,0 +1,132 @@
+"""Numbers that say whether a dataset can teach what the challenge set asks: labels, pattern families,
+no-trip share, sentences ending on a place, and how many test places the model never saw in train."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+from trajet.labels import ENTITY_TYPES, LABELS
+from trajet.phrases import Phrase, normalise_text
+
+
+def surface_key(text: str) -> str:
+    """How two spellings count as the same place: case, accents, apostrophes, hyphens and spacing aside."""
+    return normalise_text(text.replace("-", " "))
+
+
+def split_stats(phrases: Sequence[Phrase]) -> dict[str, Any]:
+    entities: Counter[str] = Counter()
+    tags: Counter[str] = Counter()
+    patterns: Counter[str] = Counter()
+    groups: Counter[str] = Counter()
+    no_trip = ends_on_place = 0
+    for p in phrases:
+        _, bio = p.tokens_and_tags()
+        tags.update(bio)
+        entities.update(e.label for e in p.entities)
+        patterns[str(p.meta.get("pattern", "?"))] += 1
+        groups[str(p.meta.get("group", "?"))] += 1
+        if not p.entities:
+            no_trip += 1
+        elif max(e.end for e in p.entities) == len(p.text.rstrip()):
+            ends_on_place += 1
+    n = len(phrases)
+    return {
+        "sentences": n,
+        "entities": {label: entities.get(label, 0) for label in ENTITY_TYPES},
+        "tags": {label: tags.get(label, 0) for label in LABELS},
+        "no_trip": no_trip,
+        "no_trip_share": no_trip / n if n else 0.0,
+        "ends_on_place_share": ends_on_place / n if n else 0.0,
+        "patterns": dict(sorted(patterns.items())),
+        "groups": dict(sorted(groups.items())),
+    }
+
+
+def unseen_places(train: Sequence[Phrase], test: Sequence[Phrase]) -> dict[str, Any]:
+    """Share of test entity surfaces (normalised) that never occur as an entity surface in train."""
+    seen = {surface_key(p.text[e.start : e.end]) for p in train for e in p.entities}
+    occurrences = [surface_key(p.text[e.start : e.end]) for p in test for e in p.entities]
+    unique = set(occurrences)
+    unseen_occ = sum(1 for s in occurrences if s not in seen)
+    unseen_unique = sum(1 for s in unique if s not in seen)
+    return {
+        "test_entities": len(occurrences),
+        "unseen_entities": unseen_occ,
+        "rate": unseen_occ / len(occurrences) if occurrences else 0.0,
+        "test_surfaces": len(unique),
+        "unseen_surfaces": unseen_unique,
+        "surface_rate": unseen_unique / len(unique) if unique else 0.0,
+    }
+
+
+def dataset_stats(splits: dict[str, Sequence[Phrase]]) -> dict[str, Any]:
+    out: dict[str, Any] = {"splits": {name: split_stats(ph) for name, ph in splits.items()}}
+    if "train" in splits and "test" in splits:
+        out["unseen"] = unseen_places(splits["train"], splits["test"])
+    families = set()
+    for s in out["splits"].values():
+        families |= set(s["patterns"])
+    out["pattern_families"] = len(families)
+    return out
+
+
+def render(stats: dict[str, Any]) -> list[Any]:
+    """rich tables for people: one per view, returned so the caller decides where to print."""
+    from rich.table import Table
+
+    names = list(stats["splits"])
+    splits = stats["splits"]
+    overview = Table(title="Dataset", title_justify="left")
+    overview.add_column("")
+    for name in names:
+        overview.add_column(name, justify="right")
+    overview.add_row("sentences", *(str(splits[n]["sentences"]) for n in names))
+    for label in ENTITY_TYPES:
+        overview.add_row(f"{label} entities", *(str(splits[n]["entities"][label]) for n in names))
+    overview.add_row(
+        "no-trip sentences",
+        *(f"{splits[n]['no_trip']} ({splits[n]['no_trip_share']:.1%})" for n in names),
+    )
+    overview.add_row("ends on a place", *(f"{splits[n]['ends_on_place_share']:.1%}" for n in names))
+    overview.add_row("pattern families", *(str(len(splits[n]["patterns"])) for n in names))
+
+    tags = Table(title="Tokens per BIO label", title_justify="left")
+    tags.add_column("label")
+    for name in names:
+        tags.add_column(name, justify="right")
+    for label in LABELS:
+        tags.add_row(label, *(str(splits[n]["tags"][label]) for n in names))
+
+    groups = Table(title="Sentences per group", title_justify="left")
+    groups.add_column("group")
+    for name in names:
+        groups.add_column(name, justify="right")
+    all_groups = sorted({g for n in names for g in splits[n]["groups"]})
+    for g in all_groups:
+        groups.add_row(g, *(str(splits[n]["groups"].get(g, 0)) for n in names))
+
+    patterns = Table(title=f"Sentences per pattern family ({stats['pattern_families']})", title_justify="left")
+    patterns.add_column("pattern")
+    for name in names:
+        patterns.add_column(name, justify="right")
+    all_patterns = sorted({p for n in names for p in splits[n]["patterns"]})
+    for p in all_patterns:
+        patterns.add_row(p, *(str(splits[n]["patterns"].get(p, 0)) for n in names))
+
+    tables: list[Any] = [overview, tags, groups, patterns]
+    if "unseen" in stats:
+        u = stats["unseen"]
+        unseen = Table(title="Places in test never seen in train", title_justify="left")
+        unseen.add_column("")
+        unseen.add_column("unseen", justify="right")
+        unseen.add_column("total", justify="right")
+        unseen.add_column("rate", justify="right")
+        unseen.add_row("entity occurrences", str(u["unseen_entities"]), str(u["test_entities"]), f"{u['rate']:.1%}")
+        unseen.add_row(
+            "distinct surfaces", str(u["unseen_surfaces"]), str(u["test_surfaces"]), f"{u['surface_rate']:.1%}"
+        )
+        tables.append(unseen)
+    return tables
