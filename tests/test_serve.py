@@ -496,6 +496,12 @@ def test_cli_refuses_to_start_without_a_champion(tmp_path):
     assert isinstance(result.exception, TrajetError)
     assert "no champion" in str(result.exception)
 
+    result = CliRunner().invoke(app, ["serve", "--model", "./no/such/dir"])
+    assert isinstance(result.exception, TrajetError) and "no such model directory" in str(result.exception)
+
+    result = CliRunner().invoke(app, ["serve", "--model", "v9", "--registry", str(tmp_path / "empty")])
+    assert isinstance(result.exception, TrajetError) and "no model version v9" in str(result.exception)
+
     result = CliRunner().invoke(app, ["serve", "--max-texts", "0"])
     assert isinstance(result.exception, TrajetError) and "--max-texts must be positive" in str(result.exception)
 

@@ -241,6 +241,8 @@ class ModelService:
                 )
             self.champion_version = _pointer_version(pointer)
             model = self._load_version(self.champion_version, pointer)
+        elif "/" in self.model_ref or self.model_ref.startswith("."):
+            raise TrajetError(f"--model {self.model_ref}: no such model directory")
         else:
             model = self._load_version(self.model_ref, None)
         self._current = model
