@@ -181,3 +181,11 @@ def test_markup_round_trip():
         parse_markup("de [Paris|X] à Lyon")
     with pytest.raises(PhraseError, match="word boundaries"):
         parse_markup("de [Par|D]is")
+
+
+def test_line_separator_inside_json_string_stays_one_row(tmp_path):
+    f = tmp_path / "ls.jsonl"
+    f.write_text('{"text": "de Paris\u2028à Lyon", "entities": [{"start": 3, "end": 8, "label": "DEPART"}]}\n',
+                 encoding="utf-8")
+    rows = read_jsonl(f)
+    assert len(rows) == 1 and rows[0].spans_text() == [("DEPART", "Paris")]

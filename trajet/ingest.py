@@ -27,13 +27,13 @@ from trajet import config, store
 from trajet import validate as v
 from trajet.errors import TrajetError
 from trajet.labels import ENTITY_TYPES, LABEL2ID
-from trajet.phrases import _TOKEN_RE as TOKEN_RE
 from trajet.phrases import (
     DataFileError,
     bio_to_spans,
     detokenize,
     iter_conll_blocks,
     iter_lines,
+    token_offsets,
     tokenize,
 )
 
@@ -100,11 +100,11 @@ def derive_spans(row: Row) -> None:
     c = row.counts
     if not row.entities:
         return
-    # The tokenizer's own regex, read as offsets only: Token objects cost more than the whole check.
-    # With start < end, a span starting on a token start and ending on a token end covers whole tokens.
-    matches = list(TOKEN_RE.finditer(text))
-    starts = {m.start() for m in matches}
-    ends = {m.end() for m in matches}
+    # Offsets only: Token objects cost more than the whole check. With start < end, a span starting on a
+    # token start and ending on a token end covers whole tokens.
+    offsets = token_offsets(text)
+    starts = {a for a, _ in offsets}
+    ends = {b for _, b in offsets}
     size = len(text)
     inside: list[tuple[int, int]] = []
     for start, end, label in row.entities:

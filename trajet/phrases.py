@@ -87,6 +87,16 @@ def tokenize(text: str) -> list[Token]:
     return [Token(m.group(), m.start(), m.end()) for m in _TOKEN_RE.finditer(text)]
 
 
+def token_offsets(text: str) -> list[tuple[int, int]]:
+    """(start, end) of every token, without building Token objects: the ingest hot path needs only these."""
+    return [m.span() for m in _TOKEN_RE.finditer(text)]
+
+
+def split_lines(content: str) -> list[str]:
+    """Lines cut on \\n only: str.splitlines would also cut on U+2028 and friends, which JSON strings may hold."""
+    return [line[:-1] if line.endswith("\r") else line for line in content.split("\n")]
+
+
 def words(text: str) -> list[str]:
     return [t.text for t in tokenize(text)]
 
@@ -210,7 +220,7 @@ def iter_lines(path: str | Path) -> Iterator[tuple[int, str]]:
     except UnicodeDecodeError as exc:
         line = p.read_bytes()[: exc.start].count(b"\n") + 1
         raise DataFileError(p, line, f"not UTF-8 text (byte {exc.start})") from None
-    for n, line in enumerate(content.splitlines(), start=1):
+    for n, line in enumerate(split_lines(content), start=1):
         if line.strip():
             yield n, line
 
@@ -278,7 +288,7 @@ def iter_conll_blocks(path: str | Path) -> Iterator[tuple[int, list[tuple[int, s
         line = p.read_bytes()[: exc.start].count(b"\n") + 1
         raise DataFileError(p, line, f"not UTF-8 text (byte {exc.start})") from None
     block: list[tuple[int, str]] = []
-    for n, line in enumerate(content.splitlines(), start=1):
+    for n, line in enumerate(split_lines(content), start=1):
         if line.strip():
             block.append((n, line))
         elif block:

@@ -1,7 +1,148 @@
-"""Placeholder: the issue that owns this command group fills it in."""
+"""`trajet train`, `trajet evaluate`, `trajet predict`, `trajet base build-mini`.
+
+torch and transformers are imported inside the command bodies so `trajet --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
 
 import typer
+from rich.console import Console
+
+from trajet.errors import TrajetError
+
+console = Console(stderr=True)
+
+base_app = typer.Typer(help="Base models that training starts from.", no_args_is_help=True)
+
+
+def train(
+    train_file: Path | None = typer.Option(None, "--train", help="Training phrases (JSONL or CoNLL); default: the store."),
+    validation_file: Path | None = typer.Option(
+        None, "--validation", help="Validation phrases; default: 1/8 of --train chosen by hash of the text."
+    ),
+    snapshot: int | None = typer.Option(None, "--snapshot", help="Store snapshot id (default: a new snapshot)."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Model directory (default: TRAJET_HOME/models/latest)."),
+    preset: str = typer.Option("auto", "--preset", envvar="TRAJET_TRAIN_PRESET",
+                               help="reference, camembert, mini, minilm, tiny; auto = camembert on CUDA, mini on CPU."),
+    sets: list[str] = typer.Option([], "--set", help="Override a TrainingConfig field: --set learning_rate=1e-3."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+) -> None:
+    """Fine-tune the NER model and write a safetensors model directory with its card and training record."""
+    from trajet.config import home
+    from trajet.train import config_for, load_training_data, parse_set_options, train_model
+
+    cfg = config_for(preset, parse_set_options(sets))
+    output = output or home() / "models" / "latest"
+    tr, val, content_hash = load_training_data(train_file, validation_file, snapshot_id=snapshot)
+    console.print(f"training [bold]{cfg.preset}[/] ({cfg.base_model}) on {len(tr)} phrases, validating on {len(val)}")
+    result = train_model(tr, val, cfg, output, snapshot_hash=content_hash, progress=not quiet)
+    m = result.best_metrics
+    console.print(
+        f"[green]saved[/] {result.output_dir}  best macro F1 {m.get('f1_macro', 0):.4f}  "
+        f"micro F1 {m.get('f1_micro', 0):.4f}  ({result.steps} steps, {result.seconds:.0f} s)"
+    )
+
+
+def evaluate(
+    model: str = typer.Option(..., "--model", "-m", help="Model directory, `champion` or a registry version."),
+    data: Path | None = typer.Option(None, "--data", help="Annotated phrases to score (JSONL or CoNLL)."),
+    challenge: bool = typer.Option(False, "--challenge", help="Also score data/challenge.jsonl."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Write the JSON report here."),
+    as_json: bool = typer.Option(False, "--json", help="Print the JSON report instead of tables."),
+) -> None:
+    """Strict seqeval (IOB2) scores per entity, micro/macro, exact match, no-trip and challenge groups."""
+    from trajet.evaluate import evaluate_model, load_challenge, report_table, write_report
+    from trajet.phrases import read_phrases
+    from trajet.predict import Predictor, resolve_model
+
+    if data is None and not challenge:
+        raise TrajetError("nothing to evaluate: give --data FILE and/or --challenge")
+    predictor = Predictor.load(resolve_model(model))
+    test = read_phrases(data) if data is not None else []
+    chal = load_challenge() if challenge else None
+    result = {
+        "test": evaluate_model(predictor, test) if data is not None else None,
+        "challenge": evaluate_model(predictor, chal) if chal is not None else None,
+    }
+    text = write_report(result, output)
+    if as_json:
+        typer.echo(text)
+        return
+    out = Console()
+    for name in ("test", "challenge"):
+        if result.get(name):
+            out.print(report_table(result[name], title=name if name == "challenge" else str(data)))
+    if output:
+        console.print(f"report written to {output}")
+
+
+def predict(
+    text: str | None = typer.Argument(None, help="One sentence; prints one JSON object."),
+    model: str = typer.Option(..., "--model", "-m", help="Model directory, `champion` or a registry version."),
+    input_file: str | None = typer.Option(None, "--input", "-i", help="JSONL with a `text` field per line, or - for stdin."),
+    output_file: str | None = typer.Option(None, "--output", "-o", help="Where to write JSONL (default, or -: stdout)."),
+    batch_size: int = typer.Option(32, "--batch-size", help="Sentences per forward pass."),
+) -> None:
+    """Tag departure, arrival and stops; adds entities/departure/arrival/via (or error) to each object."""
+    from trajet.predict import Predictor, predict_stream, resolve_model
+
+    if (text is None) == (input_file is None):
+        raise TrajetError("give either one TEXT argument or --input FILE (or - for stdin)")
+    predictor = Predictor.load(resolve_model(model), batch_size=batch_size)
+    if text is not None:
+        result = predictor.predict([text])[0]
+        typer.echo(json.dumps({"text": text, **result}, ensure_ascii=False))
+        return
+    assert input_file is not None
+    if input_file == "-":
+        lines, source = sys.stdin, "<stdin>"
+    else:
+        path = Path(input_file)
+        if not path.is_file():
+            raise TrajetError(f"input file not found: {path}")
+        try:
+            lines, source = path.read_text(encoding="utf-8").splitlines(), str(path)
+        except UnicodeDecodeError as exc:
+            raise TrajetError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    if output_file in (None, "-"):
+        counts = predict_stream(predictor, lines, sys.stdout, source)
+    else:
+        out_path = Path(output_file)
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        with out_path.open("w", encoding="utf-8", newline="\n") as fh:
+            counts = predict_stream(predictor, lines, fh, source)
+        console.print(f"{counts['lines']} lines written to {out_path} ({counts['errors']} with an error field)")
+
+
+@base_app.command("build-mini")
+def build_mini_cmd(
+    output: Path | None = typer.Option(None, "--output", "-o", help="Directory (default: under TRAJET_HOME/bases)."),
+    name: str = typer.Option("mini", "--name", help="mini or tiny."),
+    corpus: list[Path] = typer.Option([], "--corpus", help="Extra phrase files (JSONL/CoNLL) for the tokenizer."),
+    sets: list[str] = typer.Option([], "--set", help="Override a base setting: --set hidden_size=256."),
+) -> None:
+    """Build a small CamemBERT-architecture base from scratch with a BPE tokenizer trained on the corpus."""
+    from trajet.base import MiniSpec, build_mini, build_or_reuse, project_corpus
+    from trajet.phrases import read_phrases
+    from trajet.train import parse_set_options
+
+    overrides = {k: json.loads(v) if v.strip() else v for k, v in parse_set_options(sets).items()}
+    texts = [p.text for f in corpus for p in read_phrases(f)]
+    if output is None:
+        out = build_or_reuse(name, corpus=texts, spec=overrides)
+    else:
+        out = build_mini(texts + project_corpus(), output, MiniSpec.named(name, overrides))
+    size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+    console.print(f"[green]base ready[/] {out} ({size / 1e6:.1f} MB)")
+    typer.echo(str(out))
 
 
 def register(app: typer.Typer) -> None:
-    return None
+    app.command("train")(train)
+    app.command("evaluate")(evaluate)
+    app.command("predict")(predict)
+    app.add_typer(base_app, name="base")

@@ -1,0 +1,93 @@
+"""CPU training bench: wall time, CPU time, peak RSS, the validation F1 curve, then test and challenge scores.
+
+    python bench/train_cpu.py --preset mini --train data/phrases/train.jsonl --test data/phrases/test.jsonl
+    python bench/train_cpu.py --preset mini --set base_spec='{"hidden_size": 192}' --label mini-192
+
+Run it with the machine as quiet as possible (2 cores): the wall time is the budgeted number (goal: the
+default preset on the 8,000-phrase train split in under 5 minutes, peak RSS under 4 GiB). The challenge set
+is only scored, never used for selection.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", default="mini")
+    parser.add_argument("--train", type=Path, default=Path("data/phrases/train.jsonl"))
+    parser.add_argument("--validation", type=Path, default=None)
+    parser.add_argument("--test", type=Path, default=Path("data/phrases/test.jsonl"))
+    parser.add_argument("--challenge", type=Path, default=Path("data/challenge.jsonl"))
+    parser.add_argument("--set", dest="sets", action="append", default=[])
+    parser.add_argument("--label", default=None, help="Name of this run in the printed row.")
+    parser.add_argument("--keep", type=Path, default=None, help="Keep the trained model here.")
+    parser.add_argument("--json", type=Path, default=None, help="Append the result row as JSON to this file.")
+    args = parser.parse_args()
+
+    import torch
+
+    from trajet.evaluate import evaluate_model, load_challenge
+    from trajet.phrases import read_phrases
+    from trajet.predict import Predictor
+    from trajet.train import config_for, load_training_data, parse_set_options, train_model
+
+    torch.set_num_threads(2)
+    overrides = {k: json.loads(v) if v.strip().startswith("{") else v for k, v in parse_set_options(args.sets).items()}
+    cfg = config_for(args.preset, overrides)
+    train, val, content_hash = load_training_data(args.train, args.validation)
+    out_dir = args.keep or Path(tempfile.mkdtemp(prefix="trajet-bench-")) / "model"
+    load = os.getloadavg()[0]
+    cpu0 = time.process_time()
+    t0 = time.perf_counter()
+    result = train_model(train, val, cfg, out_dir, snapshot_hash=content_hash, progress=True)
+    wall = time.perf_counter() - t0
+    cpu = time.process_time() - cpu0
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    predictor = Predictor.load(out_dir)
+    row: dict = {
+        "label": args.label or args.preset,
+        "base": cfg.base_model,
+        "n_train": len(train),
+        "steps": result.steps,
+        "wall_s": round(wall, 1),
+        "cpu_min": round(cpu / 60, 2),
+        "peak_rss_mib": round(peak_mib),
+        "load_avg_at_start": round(load, 2),
+        "val_f1_macro": round(result.best_metrics.get("f1_macro", 0), 4),
+        "curve": [(h["step"], round(h["f1_macro"] or 0, 4)) for h in result.history],
+        "model_mb": round(sum(p.stat().st_size for p in out_dir.rglob("*") if p.is_file()) / 1e6, 1),
+    }
+    if args.test.is_file():
+        rep = evaluate_model(predictor, read_phrases(args.test))
+        row["test_micro_f1"] = round(rep["micro"]["f1"], 4)
+        row["test_exact"] = round(rep["exact_match"], 4)
+    if args.challenge.is_file():
+        rep = evaluate_model(predictor, load_challenge(args.challenge))
+        row["challenge_micro_f1"] = round(rep["micro"]["f1"], 4)
+        row["challenge_exact"] = round(rep["exact_match"], 4)
+        row["challenge_no_trip_clean"] = rep["no_trip"]["clean"]
+        row["challenge_groups"] = {g: round(v["micro_f1"], 3) for g, v in rep["groups"].items()}
+    quality = row.get("test_micro_f1", row["val_f1_macro"])
+    row["f1_per_cpu_min"] = round(quality / max(row["cpu_min"], 1e-9), 4)
+    print(json.dumps(row, ensure_ascii=False))
+    if args.json:
+        with args.json.open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,231 @@
+"""`trajet demo`: the whole loop, for real, on embedded defaults (SQLite, a local registry folder or an
+embedded S3 endpoint, Prefect's ephemeral API). Every step runs the production flows; nothing is faked.
+
+The command (trajet/commands/demo.py) prepares the environment (TRAJET_HOME, PREFECT_HOME, the S3
+endpoint) before this module, and so prefect, is imported.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.panel import Panel
+from rich.table import Table
+
+REQUESTS = [
+    "Je voudrais un billet de Paris à Lyon en passant par Dijon demain matin.",
+    "bonjour, un aller simple bordeaux toulouse svp",
+    "Je pars de Marseille Saint-Charles pour aller chez ma soeur à Dunkerque.",
+    "Nancy m'a dit qu'il pleuvait à Brest.",
+    "Trajet Lille -> Nantes avec une correspondance à Rennes, 2 adultes en 2nde",
+    "Comment aller au Havre depuis Saint-Étienne ?",
+]
+
+#: Rows that break the data contract in different ways: the flawed batch of the demo.
+BROKEN_LINES = [
+    '{"text": "Un billet de Paris à Lyon", "entities": [',
+    '{"text": "   ", "entities": []}',
+    '{"text": "de Paris à Lyon", "entities": [{"start": 3, "end": 99, "label": "DEPART"}]}',
+    '{"text": "de Paris à Nice", "entities": [{"start": 3, "end": 8, "label": "CITY"}]}',
+    '{"text": "de Metz à Caen", "entities": [{"start": 3, "end": 5, "label": "DEPART"}]}',
+    '{"text": "de Metz à Caen", "entities": [{"start": 3, "end": 7, "label": "DEPART"}, {"start": 5, "end": 7, "label": "ARRIVEE"}]}',
+    '{"text": "Aller de Pau\\u0007 à Albi", "entities": []}',
+    '{"text": "de Tours à Reims", "entities": [{"start": 3, "end": 8, "label": "DEPART"}, {"start": 11, "end": 16, "label": "DEPART"}]}',
+    '{"entities": [{"start": 0, "end": 4, "label": "DEPART"}]}',
+    '{"text": "' + "très long " * 60 + '", "entities": []}',
+]
+
+
+@dataclass
+class Stage:
+    name: str
+    seconds: float
+    outcome: str
+
+
+@dataclass
+class DemoResult:
+    stages: list[Stage] = field(default_factory=list)
+    champion: str | None = None
+    ok: bool = True
+
+
+def _batch_table(title: str, reports: list[dict[str, Any]]) -> Table:
+    table = Table(title=title)
+    for col in ("batch", "file", "status", "read", "stored", "duplicates", "quarantined"):
+        table.add_column(col, justify="right" if col not in ("file", "status") else "left")
+    for r in reports:
+        style = {"accepted": "green", "held": "yellow", "rejected": "red"}.get(r["status"], "")
+        table.add_row(
+            str(r["batch_id"]), Path(r["source"]).name, f"[{style}]{r['status']}[/]" if style else r["status"],
+            str(r["rows_read"]), str(r["stored"]), str(r["duplicates"]), str(r["quarantined"]),
+        )
+    return table
+
+
+def _reasons_table(reports: list[dict[str, Any]]) -> Table:
+    table = Table(title="quarantined rows per reason")
+    table.add_column("reason")
+    table.add_column("rows", justify="right")
+    for r in reports:
+        for reason, n in sorted((r.get("reasons") or {}).items(), key=lambda kv: -kv[1]):
+            table.add_row(reason, str(n))
+    return table
+
+
+def _comparison_table(title: str, rows: list[dict[str, Any]]) -> Table:
+    table = Table(title=title)
+    for col in ("set", "metric", "candidate", "champion", "delta"):
+        table.add_column(col, justify="left" if col in ("set", "metric") else "right")
+    for r in rows:
+        delta = r["delta"]
+        colour = "" if delta in ("-", "0.0000") else ("green" if not delta.startswith("-") else "red")
+        table.add_row(r["set"], r["metric"], r["candidate"], r["champion"], f"[{colour}]{delta}[/]" if colour else delta)
+    return table
+
+
+def _night(console: Console, result: DemoResult, label: str, state: Any, started: float) -> dict[str, Any] | None:
+    from trajet.gate import GateDecision
+
+    from flows.retrain import comparison_rows
+
+    seconds = time.perf_counter() - started
+    if state.is_failed():
+        console.print(f"[red]{label}: the run failed[/] ({state.message}); the champion is untouched")
+        result.stages.append(Stage(label, seconds, "FAILED"))
+        result.ok = False
+        return None
+    out = state.result()
+    if out["status"] in ("promoted", "rejected"):
+        ev = out["evaluation"]
+        console.print(_comparison_table(f"{label}: candidate vs champion (same test split, same challenge set)",
+                                        comparison_rows(ev["candidate"], ev["champion"])))
+        console.print(GateDecision.from_dict(out["gate"]).table())
+        training = out["training"]
+        console.print(f"trained {training.get('steps')} steps in {training.get('seconds', 0):.0f} s "
+                      f"on {training.get('n_train')} phrases (base {training.get('config', {}).get('base_model')})")
+    colour = {"promoted": "green", "rejected": "yellow", "skipped": "cyan"}[out["status"]]
+    console.print(f"[bold {colour}]{label}: {state.name}[/] - {state.message}")
+    result.stages.append(Stage(label, seconds, state.name))
+    return out
+
+
+def run_demo(console: Console, *, preset: str | None, night2_epochs: float, registry_label: str) -> DemoResult:
+    from flows.ingest import ingest_flow
+    from flows.retrain import nightly_retrain
+    from trajet import config, registry, store
+    from trajet.generate import write_dataset
+
+    home = config.home()
+    result = DemoResult()
+
+    def step(title: str) -> float:
+        console.rule(f"[bold]{title}")
+        return time.perf_counter()
+
+    t = step("1. Generate the dataset (deterministic generator) and a later batch")
+    dataset = write_dataset(home / "dataset", seed=13, counts={"train": 8000, "test": 2000})
+    later = write_dataset(home / "later", seed=2027, counts={"train": 600, "test": 150})
+    console.print(f"{dataset['train']} ({8000}), {dataset['test']} ({2000}); next night's batch: {home / 'later'}")
+    result.stages.append(Stage("generate", time.perf_counter() - t, "10,000 + 750 phrases"))
+
+    t = step("2. Ingest the dataset: validate (Great Expectations), store (SQLite), quarantine")
+    store.upgrade()
+    reports = ingest_flow(str(home / "dataset"))
+    console.print(_batch_table("ingest flow", reports))
+    result.stages.append(Stage("ingest dataset", time.perf_counter() - t, ", ".join(r["status"] for r in reports)))
+    if not any(r["status"] == "accepted" for r in reports):
+        console.print("[red]the generated dataset was not accepted (see the reasons above): nothing to train on[/]")
+        console.print(_reasons_table(reports))
+        result.ok = False
+        return result
+
+    t = step("3. Ingest a deliberately flawed batch")
+    # six valid rows from a file that is never ingested on its own: held with the batch, they never reach training
+    good = [json.loads(line) for line in later["test"].read_text(encoding="utf-8").splitlines()[:6]]
+    flawed = home / "inbox" / "flawed.jsonl"
+    flawed.parent.mkdir(parents=True, exist_ok=True)
+    flawed.write_text("\n".join([json.dumps(g, ensure_ascii=False) for g in good] + BROKEN_LINES) + "\n", encoding="utf-8")
+    flawed_reports = ingest_flow(str(flawed))
+    console.print(_batch_table("flawed batch", flawed_reports))
+    console.print(_reasons_table(flawed_reports))
+    for r in flawed_reports:
+        console.print(f"[yellow]{r['message']}[/]")
+    result.stages.append(Stage("ingest flawed batch", time.perf_counter() - t, ", ".join(r["status"] for r in flawed_reports)))
+
+    t = step("4. nightly-retrain, night 1: snapshot, train the CPU default, evaluate, gate, promote")
+    night1 = _night(console, result, "night 1", nightly_retrain(preset=preset, progress=True, return_state=True), t)
+
+    t = step("5. A new batch arrives")
+    new_reports = ingest_flow(str(later["train"]))
+    console.print(_batch_table("new batch", new_reports))
+    result.stages.append(Stage("ingest new batch", time.perf_counter() - t, ", ".join(r["status"] for r in new_reports)))
+
+    has_champion = bool(night1 and night1["status"] == "promoted")
+    t = step(
+        "6. nightly-retrain, night 2: warm start from the champion; the gate compares it with the champion"
+        if has_champion
+        else "6. nightly-retrain, night 2: no champion yet, train the CPU default again on the new snapshot"
+    )
+    state2 = nightly_retrain(
+        preset=preset, warm_start=has_champion, config={"num_epochs": night2_epochs} if has_champion else None,
+        progress=True, return_state=True,
+    )
+    _night(console, result, "night 2", state2, t)
+
+    t = step(f"7. Pull the champion from the registry ({registry_label}) with checksum verification")
+    reg = registry.open_registry()
+    pointer = reg.champion()
+    if pointer is None:
+        console.print("[red]no champion was promoted: nothing to pull or serve[/]")
+        result.ok = False
+        result.stages.append(Stage("pull champion", time.perf_counter() - t, "no champion"))
+        return result
+    result.champion = pointer["version"]
+    pulled = reg.pull("champion", home / "pulled" / pointer["version"])
+    manifest = json.loads((pulled / "manifest.json").read_text(encoding="utf-8"))
+    files = Table(title=f"champion {pointer['version']}: every file checked against its manifest")
+    files.add_column("file")
+    files.add_column("bytes", justify="right")
+    files.add_column("sha256")
+    for f in manifest["files"]:
+        files.add_row(f["path"], f"{f['size']:,}", f["sha256"][:16] + "…")
+    console.print(files)
+    console.print(f"promoted at {pointer['promoted_at']}, previous champion: {pointer.get('previous') or 'none'}")
+    result.stages.append(Stage("pull champion", time.perf_counter() - t, f"{len(manifest['files'])} files verified"))
+
+    t = step("8. Predict real requests with the pulled champion")
+    from trajet.predict import Predictor
+
+    predictor = Predictor.load(pulled)
+    answers = predictor.predict(REQUESTS)
+    table = Table(title="predictions")
+    for col in ("request", "departure", "arrival", "via"):
+        table.add_column(col)
+    for text, answer in zip(REQUESTS, answers, strict=True):
+        if "error" in answer:
+            table.add_row(text, f"[red]{answer['error']}[/]", "", "")
+            continue
+        via = answer.get("via") or []
+        table.add_row(text, str(answer.get("departure") or "-"), str(answer.get("arrival") or "-"),
+                      ", ".join(map(str, via)) if isinstance(via, list) else str(via) or "-")
+    console.print(table)
+    result.stages.append(Stage("predict", time.perf_counter() - t, f"{len(REQUESTS)} requests"))
+    return result
+
+
+def summary(console: Console, result: DemoResult, total: float, ui_hint: str) -> None:
+    table = Table(title="trajet demo")
+    table.add_column("stage")
+    table.add_column("seconds", justify="right")
+    table.add_column("outcome")
+    for s in result.stages:
+        table.add_row(s.name, f"{s.seconds:.0f}", s.outcome)
+    table.add_row("[bold]total", f"[bold]{total:.0f}", f"champion {result.champion or '(none)'}")
+    console.print(table)
+    console.print(Panel(ui_hint, title="See these runs in the Prefect UI"))

@@ -1,0 +1,53 @@
+"""The `finetune` flow: the GPU part of nightly-retrain, alone, so it can run on the `gpu` work pool.
+
+In: a snapshot id and a training config. Out: the candidate pushed to the registry's staging prefix
+(checksummed like any version), where nightly-retrain pulls it, verifies it and evaluates it. It never
+touches the champion.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.runtime import flow_run
+
+from flows._common import utc_stamp
+from flows.tasks import pull_task, push_task, staging_uri, train_task, work_dir
+
+
+def _run_name() -> str:
+    params = flow_run.parameters
+    return f"finetune-{params.get('snapshot_hash', '')[:8] or params.get('snapshot_id')}-{utc_stamp()}"
+
+
+@flow(name="finetune", flow_run_name=_run_name)
+def finetune(
+    snapshot_id: int,
+    staging_version: str,
+    snapshot_hash: str = "",
+    preset: str | None = None,
+    config: dict[str, Any] | None = None,
+    registry_uri: str | None = None,
+    database_url: str | None = None,
+    warm_start_version: str | None = None,
+) -> dict[str, Any]:
+    """Train a candidate on the snapshot and push it to `<registry>/staging/versions/<staging_version>`.
+
+    `warm_start_version`: start from that registry version's weights (pulled and verified here) instead of
+    the preset's base, so a nightly update only has to learn what changed."""
+    logger = get_run_logger()
+    if warm_start_version:
+        base = pull_task(registry_uri, warm_start_version, str(work_dir("finetune", staging_version, "base")))
+        config = {**(config or {}), "base_model": base}
+    out = work_dir("finetune", staging_version) / "model"
+    result = train_task(snapshot_id, snapshot_hash, preset, config, str(out), database_url)
+    logger.info("trained %s steps in %.0f s: %s", result["steps"], result["seconds"], result["best_metrics"])
+    staging = staging_uri(registry_uri)
+    pushed = push_task(
+        staging,
+        staging_version,
+        result["output_dir"],
+        {"stage": "staging", "snapshot": {"id": snapshot_id, "content_hash": snapshot_hash}, "training": result},
+    )
+    return {"staging_uri": staging, "version": staging_version, "uri": pushed["uri"], "training": result}

@@ -1,0 +1,298 @@
+"""The `nightly-retrain` flow: snapshot -> skip if nothing changed -> train -> evaluate candidate and
+champion on the same split -> gate -> push + promote, or record the rejection.
+
+The champion is only ever touched by the last two tasks (push, then a compare-and-swap promote), and
+only after the gate passed: a failed or crashed training, a failed evaluation or a rejected candidate
+leave it exactly as it was. Training runs in-process, or on the `gpu` work pool through the `finetune`
+deployment when `train_deployment` (or TRAJET_TRAIN_DEPLOYMENT) names one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
+from prefect.runtime import flow_run
+from prefect.states import Completed
+
+from flows._common import fmt, utc_stamp
+from flows.tasks import (
+    champion_task,
+    evaluate_task,
+    gate_and_publish_task,
+    pull_task,
+    record_failed_run_task,
+    snapshot_task,
+    staging_uri,
+    train_task,
+    work_dir,
+)
+
+SUMMARY_KEY = "retrain-summary"
+COMPARISON_KEY = "retrain-comparison"
+GATE_KEY = "retrain-gate"
+MODEL_KEY = "retrain-model"
+ENTITIES = ("DEPART", "ARRIVEE", "VIA")
+
+
+class TrainingFailed(RuntimeError):
+    """The training run did not complete: nothing it produced is used, the champion stays."""
+
+
+def _run_name() -> str:
+    return f"retrain-{utc_stamp()}"
+
+
+def _rename_run(snapshot_hash: str) -> None:
+    """Add the snapshot hash to the run's name once it is known (the name is set before the flow starts)."""
+    from prefect.client.orchestration import get_client
+
+    run_id = flow_run.id
+    if not run_id:
+        return
+    name = f"{flow_run.name or _run_name()}-{snapshot_hash[:8]}"
+    with get_client(sync_client=True) as client:
+        client.update_flow_run(run_id, name=name)
+
+
+def champion_snapshot_hash(champion: dict[str, Any] | None) -> str | None:
+    """The snapshot hash the champion was trained on, as recorded in its manifest."""
+    if not champion:
+        return None
+    manifest = champion.get("manifest") or {}
+    for source in (manifest, manifest.get("extra") or {}):
+        snap = source.get("snapshot")
+        if isinstance(snap, dict) and snap.get("content_hash"):
+            return str(snap["content_hash"])
+        for key in ("snapshot_hash", "dataset_snapshot_hash"):
+            if source.get(key):
+                return str(source[key])
+    return None
+
+
+def comparison_rows(candidate: dict[str, Any], champion: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """Candidate vs champion, metric by metric: per entity on test and challenge, and per challenge group."""
+    rows: list[dict[str, Any]] = []
+
+    def add(split: str, metric: str, cand: float | None, champ: float | None) -> None:
+        delta = None if cand is None or champ is None else cand - champ
+        rows.append({"set": split, "metric": metric, "candidate": fmt(cand), "champion": fmt(champ), "delta": fmt(delta)})
+
+    for split in ("test", "challenge"):
+        cand_report = candidate.get(split)
+        champ_report = (champion or {}).get(split)
+        if not cand_report:
+            continue
+
+        def get(report: dict | None, *path: str) -> float | None:
+            node: Any = report
+            for key in path:
+                if not isinstance(node, dict) or key not in node:
+                    return None
+                node = node[key]
+            return node
+
+        add(split, "micro F1", get(cand_report, "micro", "f1"), get(champ_report, "micro", "f1"))
+        add(split, "macro F1", get(cand_report, "macro", "f1"), get(champ_report, "macro", "f1"))
+        for entity in ENTITIES:
+            add(split, f"{entity} F1", get(cand_report, "per_entity", entity, "f1"), get(champ_report, "per_entity", entity, "f1"))
+        add(split, "exact match", get(cand_report, "exact_match"), get(champ_report, "exact_match"))
+        for group in sorted(cand_report.get("groups") or {}):
+            add(
+                split,
+                f"group {group} F1",
+                get(cand_report, "groups", group, "micro_f1"),
+                get(champ_report, "groups", group, "micro_f1"),
+            )
+    return rows
+
+
+def gate_markdown(decision: Any, champion_version: str | None) -> str:
+    verdict = "PASSED" if decision.passed else "REJECTED"
+    against = f"champion `{champion_version}`" if champion_version else "no champion yet (absolute rules only)"
+    lines = [f"# Gate: **{verdict}**", "", f"Compared against {against}.", "", "| rule | value | threshold | result | detail |", "| --- | --- | --- | --- | --- |"]
+    for rule in decision.rules:
+        lines.append(
+            f"| {rule.name} | {fmt(rule.value)} | {fmt(rule.threshold)} | {'pass' if rule.passed else '**FAIL**'} | {rule.detail} |"
+        )
+    return "\n".join(lines)
+
+
+def _summary(status: str, snapshot: dict[str, Any], lines: list[str]) -> None:
+    body = [
+        f"# Nightly retrain: **{status}**",
+        "",
+        f"- snapshot {snapshot['id']} `{snapshot['content_hash'][:12]}`, phrases per split: {snapshot.get('counts')}",
+        *[f"- {line}" for line in lines],
+    ]
+    create_markdown_artifact("\n".join(body), key=SUMMARY_KEY, description=f"nightly-retrain: {status}")
+
+
+def _train_on_deployment(
+    deployment: str,
+    snapshot: dict[str, Any],
+    preset: str | None,
+    config: dict[str, Any] | None,
+    registry_uri: str | None,
+    database_url: str | None,
+    run_id: str,
+    timeout_s: float | None,
+    warm_start_version: str | None,
+) -> dict[str, Any]:
+    """Run `finetune` on its work pool, then pull its candidate from staging with checksum verification."""
+    from prefect.deployments import run_deployment
+
+    staging_version = f"cand-{run_id}"
+    parameters: dict[str, Any] = {
+        "snapshot_id": snapshot["id"],
+        "snapshot_hash": snapshot["content_hash"],
+        "staging_version": staging_version,
+        "preset": preset,
+        "config": config,
+        "registry_uri": registry_uri,
+        "database_url": database_url,
+        "warm_start_version": warm_start_version,
+    }
+    child = run_deployment(
+        name=deployment,
+        parameters=parameters,
+        timeout=timeout_s,
+        poll_interval=2,
+    )
+    state = child.state
+    if state is None or not state.is_completed():
+        raise TrainingFailed(
+            f"finetune run {child.name} ended {state.name if state else 'without a state'}: "
+            "its output is not used and the champion is untouched"
+        )
+    dest = work_dir(run_id, "candidate")
+    model_dir = Path(pull_task(staging_uri(registry_uri), staging_version, str(dest)))
+    # The staging manifest did its job (every sha256 checked); the promoted version gets its own.
+    staged = json.loads((model_dir / "manifest.json").read_text(encoding="utf-8"))
+    (model_dir / "manifest.json").unlink()
+    return {
+        **(staged.get("training") or {}),
+        "output_dir": str(model_dir),
+        "deployment": deployment,
+        "flow_run": str(child.id),
+        "staging_version": staging_version,
+        "staging_uri": staging_uri(registry_uri),
+    }
+
+
+@flow(name="nightly-retrain", flow_run_name=_run_name)
+def nightly_retrain(
+    force: bool = False,
+    preset: str | None = None,
+    config: dict[str, Any] | None = None,
+    train_deployment: str | None = None,
+    gate: dict[str, float] | None = None,
+    use_challenge: bool = True,
+    warm_start: bool = False,
+    progress: bool = False,
+    registry_uri: str | None = None,
+    database_url: str | None = None,
+    train_timeout_s: float | None = 4 * 3600,
+):
+    """Keep the champion fresh. `config` overrides fields of the training preset; `gate` those of GateConfig.
+
+    `warm_start`: fine-tune the champion's weights on the new snapshot instead of starting from the
+    preset's base (a cheaper nightly update; the gate still compares it with the champion as is).
+    `progress`: a training progress bar on the console (for people watching, e.g. `trajet demo`)."""
+    from trajet import gate as gate_mod
+
+    logger = get_run_logger()
+    snapshot = snapshot_task(database_url)
+    _rename_run(snapshot["content_hash"])
+    champion = champion_task(registry_uri)
+    champion_version = champion["pointer"]["version"] if champion else None
+
+    if champion and not force and champion_snapshot_hash(champion) == snapshot["content_hash"]:
+        message = (
+            f"skipped: nothing changed since champion {champion_version} "
+            f"(same snapshot {snapshot['content_hash'][:12]}); pass force=True to retrain anyway"
+        )
+        logger.info(message)
+        _summary("SKIPPED", snapshot, [message])
+        return Completed(
+            name="Skipped",
+            message=message,
+            data={"status": "skipped", "snapshot": snapshot, "champion": champion_version, "reason": message},
+        )
+
+    run_id = f"{utc_stamp()}-{snapshot['content_hash'][:8]}"
+    deployment = train_deployment or os.environ.get("TRAJET_TRAIN_DEPLOYMENT") or None
+    champion_dir = None
+    if champion_version:  # pulled (and verified) once: the warm-start base and the gate's reference
+        champion_dir = pull_task(registry_uri, champion_version, str(work_dir(run_id, "champion")))
+    try:
+        if deployment:
+            training = _train_on_deployment(
+                deployment, snapshot, preset, config, registry_uri, database_url, run_id, train_timeout_s,
+                champion_version if warm_start else None,
+            )
+        else:
+            out = work_dir(run_id, "candidate")
+            overrides = {**(config or {}), "base_model": champion_dir} if warm_start and champion_dir else config
+            training = train_task(
+                snapshot["id"], snapshot["content_hash"], preset, overrides, str(out), database_url, progress
+            )
+    except Exception as exc:
+        reason = f"{type(exc).__name__}: {exc}"
+        _summary("TRAINING FAILED", snapshot, [reason, f"champion unchanged: {champion_version}"])
+        record_failed_run_task(snapshot, champion_version, f"training failed: {reason}", database_url)
+        raise
+
+    candidate_dir = training["output_dir"]
+    candidate_eval = evaluate_task(candidate_dir, snapshot["id"], database_url, use_challenge)
+    champion_eval = None
+    if champion_dir:
+        champion_eval = evaluate_task(champion_dir, snapshot["id"], database_url, use_challenge)
+
+    version = run_id
+    training_summary = {k: v for k, v in training.items() if k != "output_dir"}
+    published = gate_and_publish_task(
+        candidate_dir, candidate_eval, champion_eval, champion_version, version, gate, snapshot,
+        training_summary, {"snapshot": snapshot, "training": training_summary, "run_id": run_id},
+        registry_uri, database_url,
+    )
+    decision = gate_mod.GateDecision.from_dict(published["decision"])
+    create_table_artifact(
+        comparison_rows(candidate_eval, champion_eval),
+        key=COMPARISON_KEY,
+        description=f"candidate {run_id} vs champion {champion_version or '(none)'}",
+    )
+    create_markdown_artifact(gate_markdown(decision, champion_version), key=GATE_KEY, description="gate decision")
+
+    record = {
+        "run_id": run_id,
+        "db_run_id": published["db_run_id"],
+        "snapshot": snapshot,
+        "training": training_summary,
+        "evaluation": {"candidate": candidate_eval, "champion": champion_eval},
+        "champion_before": champion_version,
+        "gate": published["decision"],
+    }
+    (work_dir(run_id) / "decision.json").write_text(json.dumps(record, indent=2, default=str), encoding="utf-8")
+
+    if not decision.passed:
+        failed = [rule.name for rule in decision.rules if not rule.passed]
+        message = f"candidate {run_id} rejected by the gate ({', '.join(failed)}); champion stays {champion_version}"
+        logger.info(message)
+        _summary("REJECTED", snapshot, [message])
+        return Completed(name="Rejected", message=message, data={**record, "status": "rejected", "version": None})
+
+    pointer = published["pointer"]
+    create_link_artifact(published["uri"], link_text=f"model {version}", key=MODEL_KEY, description="promoted champion")
+    message = f"candidate {version} promoted (previous champion: {champion_version or 'none'})"
+    logger.info(message)
+    _summary("PROMOTED", snapshot, [message, f"registry: {published['uri']}"])
+    return Completed(
+        name="Promoted",
+        message=message,
+        data={**record, "status": "promoted", "version": version, "uri": published["uri"], "pointer": pointer},
+    )

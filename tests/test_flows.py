@@ -1,0 +1,204 @@
+"""The flows end to end on a real (test) Prefect server, real store, registry, training and evaluation:
+a tiny data set and the `tiny` model preset keep it to about a minute of training in all."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from flow_data import LENIENT_GATE, TINY_TRAINING, phrase_rows, write_jsonl
+
+from trajet.phrases import parse_markup
+
+pytest_plugins = ["_prefect_harness"]
+
+pytestmark = pytest.mark.slow
+
+HELD_TEXTS = ["Je veux aller de Quimper à Vannes", "Un aller simple de Carhaix à Morlaix"]
+
+
+def _flawed_batch(path: Path) -> str:
+    """Two good rows drowned in bad ones: the batch is held, its good rows must never reach training."""
+    good = [parse_markup("Je veux aller de [Quimper|D] à [Vannes|A]").to_dict(),
+            parse_markup("Un aller simple de [Carhaix|D] à [Morlaix|A]").to_dict()]
+    bad = [
+        '{"text": "de Paris à Lyon", "entities": [',  # unparseable
+        '{"text": "   ", "entities": []}',  # empty text
+        '{"text": "de Paris à Lyon", "entities": [{"start": 3, "end": 99, "label": "DEPART"}]}',  # out of bounds
+        '{"text": "de Paris à Nice", "entities": [{"start": 3, "end": 8, "label": "CITY"}]}',  # unknown label
+        '{"text": "de Metz à Caen", "entities": [{"start": 3, "end": 5, "label": "DEPART"}]}',  # not on a token
+    ]
+    return write_jsonl(path, good, bad)
+
+
+@pytest.fixture(scope="module")
+def scenario(prefect_api, tmp_path_factory) -> dict:
+    """One night after another, in order; each test below checks one part of what happened."""
+    from flows.ingest import ingest_flow
+    from flows.retrain import nightly_retrain
+    from trajet import registry, store
+
+    home = tmp_path_factory.mktemp("flows_home")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("TRAJET_HOME", str(home))
+    mp.delenv("TRAJET_DATABASE_URL", raising=False)
+    mp.delenv("TRAJET_REGISTRY_URI", raising=False)
+    mp.delenv("TRAJET_TRAIN_DEPLOYMENT", raising=False)
+    try:
+        store.upgrade()
+        out: dict = {"home": home}
+        batch_a = write_jsonl(home / "a.jsonl", phrase_rows(160, seed=1, split="train") + phrase_rows(40, seed=2, split="test"))
+        out["ingest_a"] = ingest_flow(batch_a, return_state=True)
+        out["ingest_flawed"] = ingest_flow(_flawed_batch(home / "flawed.jsonl"), return_state=True)
+        out["night1"] = nightly_retrain(preset="tiny", config=TINY_TRAINING, gate=LENIENT_GATE, return_state=True)
+        out["champion1"] = registry.open_registry().champion()
+        out["night2_same"] = nightly_retrain(preset="tiny", config=TINY_TRAINING, gate=LENIENT_GATE, return_state=True)
+        out["broken"] = nightly_retrain(
+            force=True, preset="tiny", config={**TINY_TRAINING, "base_model": str(home / "no-such-base")},
+            gate=LENIENT_GATE, return_state=True,
+        )
+        out["champion_after_broken"] = registry.open_registry().champion()
+        batch_b = write_jsonl(home / "b.jsonl", phrase_rows(60, seed=3, split="train"))
+        out["ingest_b"] = ingest_flow(batch_b, return_state=True)
+        # Impossible absolute bar: the gate must reject and leave the champion alone.
+        out["night3_rejected"] = nightly_retrain(
+            preset="tiny", config=TINY_TRAINING, gate={"min_f1": 1.0}, use_challenge=False, return_state=True
+        )
+        out["champion_after_rejection"] = registry.open_registry().champion()
+        # A forgiving gate against the champion: promoted, the previous champion recorded.
+        out["night4"] = nightly_retrain(
+            force=True, preset="tiny", config=TINY_TRAINING, warm_start=True,
+            gate={"min_f1": 0.0, "tolerance": 1.0, "max_entity_drop": 1.0, "max_group_drop": 1.0}, return_state=True,
+        )
+        out["champion4"] = registry.open_registry().champion()
+        return out
+    finally:
+        mp.undo()
+
+
+def _artifacts(key: str) -> list:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.sorting import ArtifactSort
+
+    with get_client(sync_client=True) as client:
+        return client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])), sort=ArtifactSort.CREATED_DESC
+        )
+
+
+def _data(artifact) -> object:
+    return json.loads(artifact.data) if isinstance(artifact.data, str) and artifact.type == "table" else artifact.data
+
+
+def test_ingest_accepts_a_clean_batch_and_holds_a_flawed_one(scenario):
+    (accepted,) = scenario["ingest_a"].result()
+    assert scenario["ingest_a"].name == "Completed"
+    assert accepted["status"] == "accepted" and accepted["stored"] == 200 and accepted["quarantined"] == 0
+    held_state = scenario["ingest_flawed"]
+    (held,) = held_state.result()
+    assert held_state.is_completed() and held_state.name == "Held"
+    assert held["status"] == "held" and held["rows_read"] == 7 and held["stored"] == 0
+    assert held["quarantined"] >= 5
+    reasons = [a for a in _artifacts("ingest-reasons") if a.flow_run_id == held_state.state_details.flow_run_id]
+    (table,) = reasons
+    rows = _data(table)
+    assert sum(r["rows"] for r in rows) == sum(held["reasons"].values()) and all(r["status"] == "held" for r in rows)
+    summaries = [a for a in _artifacts("ingest-summary") if a.flow_run_id == held_state.state_details.flow_run_id]
+    assert f"Batch {held['batch_id']}: **HELD**" in summaries[0].data
+
+
+def test_first_night_promotes_a_champion_with_its_artifacts(scenario):
+    state = scenario["night1"]
+    assert state.name == "Promoted", state.message
+    result = state.result()
+    assert scenario["champion1"]["version"] == result["version"]
+    assert result["gate"]["passed"] and not result["gate"]["has_champion"]
+    run_id = state.state_details.flow_run_id
+    (link,) = [a for a in _artifacts("retrain-model") if a.flow_run_id == run_id]
+    assert result["version"] in link.data and "versions/" in link.data
+    (table,) = [a for a in _artifacts("retrain-comparison") if a.flow_run_id == run_id]
+    rows = _data(table)
+    metrics = {(r["set"], r["metric"]) for r in rows}
+    assert {("test", "DEPART F1"), ("test", "ARRIVEE F1"), ("test", "VIA F1"), ("challenge", "macro F1")} <= metrics
+    assert any(m.startswith("group ") for s, m in metrics if s == "challenge")
+    assert all(r["champion"] == "-" for r in rows)  # no champion yet
+    (gate,) = [a for a in _artifacts("retrain-gate") if a.flow_run_id == run_id]
+    assert "PASSED" in gate.data and all(rule["name"] in gate.data for rule in result["gate"]["rules"])
+
+
+def test_flow_run_names_carry_the_snapshot_hash(scenario):
+    from prefect.client.orchestration import get_client
+
+    result = scenario["night1"].result()
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(scenario["night1"].state_details.flow_run_id)
+    assert run.name.startswith("retrain-") and run.name.endswith(result["snapshot"]["content_hash"][:8])
+
+
+def test_nothing_changed_means_a_clean_skip(scenario):
+    state = scenario["night2_same"]
+    assert state.is_completed() and state.name == "Skipped"
+    assert "nothing changed" in state.message and scenario["champion1"]["version"] in state.message
+    assert state.result()["status"] == "skipped"
+    (summary,) = [a for a in _artifacts("retrain-summary") if a.flow_run_id == state.state_details.flow_run_id]
+    assert "SKIPPED" in summary.data
+
+
+def test_a_failed_training_leaves_the_champion_unchanged(scenario):
+    state = scenario["broken"]
+    assert state.is_failed()
+    assert scenario["champion_after_broken"] == scenario["champion1"]
+    (summary,) = [a for a in _artifacts("retrain-summary") if a.flow_run_id == state.state_details.flow_run_id]
+    assert "TRAINING FAILED" in summary.data and scenario["champion1"]["version"] in summary.data
+
+
+def test_the_gate_rejects_against_the_champion_and_keeps_it(scenario):
+    state = scenario["night3_rejected"]
+    assert state.name == "Rejected", state.message
+    result = state.result()
+    assert result["gate"]["has_champion"] and "min_macro_f1" in " ".join(result["gate"]["failed"])
+    assert result["evaluation"]["champion"]["test"]["n_sentences"] == result["evaluation"]["candidate"]["test"]["n_sentences"]
+    assert scenario["champion_after_rejection"] == scenario["champion1"]
+    decision = json.loads((scenario["home"] / "runs" / result["run_id"] / "decision.json").read_text())
+    assert decision["gate"]["passed"] is False
+
+
+def test_a_better_or_tolerated_candidate_replaces_the_champion(scenario):
+    state = scenario["night4"]
+    assert state.name == "Promoted", state.message
+    result = state.result()
+    assert scenario["champion4"]["version"] == result["version"] != scenario["champion1"]["version"]
+    assert scenario["champion4"]["previous"] == scenario["champion1"]["version"]
+    # warm start: trained from the champion's weights, pulled and verified into this run's folder
+    base = Path(result["training"]["config"]["base_model"])
+    assert base.name == "champion" and (base / "manifest.json").is_file()
+    assert json.loads((base / "manifest.json").read_text())["version"] == scenario["champion1"]["version"]
+    rows = _data([a for a in _artifacts("retrain-comparison") if a.flow_run_id == state.state_details.flow_run_id][0])
+    assert all(r["champion"] != "-" for r in rows if r["set"] == "test")
+
+
+def test_a_held_batch_never_reaches_training(scenario):
+    from trajet import store
+
+    engine = store.get_engine(f"sqlite:///{scenario['home'] / 'trajet.db'}")
+    for night in ("night1", "night4"):
+        snapshot = scenario[night].result()["snapshot"]
+        texts = {p.text for split in ("train", "validation", "test") for p in store.load_split(engine, snapshot["id"], split)}
+        assert texts and not texts & set(HELD_TEXTS)
+    counts = scenario["night4"].result()["snapshot"]["counts"]
+    (batch_b,) = scenario["ingest_b"].result()
+    assert counts["train"] + counts["validation"] == 160 + batch_b["stored"] and counts["test"] == 40
+
+
+def test_every_decision_is_recorded_in_the_database(scenario):
+    from trajet import runs, store
+
+    engine = store.get_engine(f"sqlite:///{scenario['home'] / 'trajet.db'}")
+    recorded = sorted(runs.training_runs(engine), key=lambda r: r.id)
+    # night 2 was skipped (nothing to record); the broken training, the rejection and both promotions are
+    assert [r.status for r in recorded] == ["promoted", "failed", "rejected", "promoted"]
+    assert "training failed" in recorded[1].message and recorded[1].champion_version == scenario["champion1"]["version"]
+    assert recorded[2].gate_passed is False and recorded[2].version is None
+    assert recorded[3].version == scenario["champion4"]["version"]

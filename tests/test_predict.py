@@ -1,0 +1,141 @@
+"""The prediction contract: JSON shape, character offsets, per-line errors, file and stdin/stdout modes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from tests.train_fixtures import trained_tiny
+from trajet.cli import app
+from trajet.predict import MAX_CHARS, Predictor, percentile, predict_stream
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory):
+    return trained_tiny(tmp_path_factory.mktemp("tiny"))
+
+
+@pytest.fixture(scope="module")
+def predictor(tiny):
+    return Predictor.load(tiny["model"])
+
+
+def _check_shape(text: str, result: dict) -> None:
+    assert set(result) == {"entities", "departure", "arrival", "via"}
+    for ent in result["entities"]:
+        assert set(ent) == {"start", "end", "label", "text", "score"}
+        assert text[ent["start"] : ent["end"]] == ent["text"]
+        assert ent["label"] in {"DEPART", "ARRIVEE", "VIA"}
+        assert 0.0 < ent["score"] <= 1.0
+    assert isinstance(result["via"], list)
+    deps = [e["text"] for e in result["entities"] if e["label"] == "DEPART"]
+    assert result["departure"] == (deps[0] if deps else None)
+
+
+def test_predict_contract_and_offsets(predictor, tiny):
+    texts = [p.text for p in tiny["train"][:40]] + ["  Je veux aller de Paris à Lyon demain.  "]
+    results = predictor.predict(texts)
+    assert len(results) == len(texts)
+    for text, result in zip(texts, results, strict=True):
+        _check_shape(text, result)
+    # the model learned its training phrases: most come back exactly
+    exact = sum(
+        {(e["start"], e["end"], e["label"]) for e in r["entities"]} == {(e.start, e.end, e.label) for e in p.entities}
+        for p, r in zip(tiny["train"][:40], results, strict=False)
+    )
+    assert exact >= 30
+
+
+def test_errors_for_empty_and_over_long_text(predictor):
+    long_words = " ".join(["Paris"] * 200)
+    results = predictor.predict(["", "   ", long_words, "x" * (MAX_CHARS + 1), "de Paris à Lyon"])
+    assert results[0] == {"error": "empty text"} and results[1] == {"error": "empty text"}
+    assert results[2]["error"].startswith("text too long:") and "sub-word tokens (max 48)" in results[2]["error"]
+    assert results[3]["error"].startswith(f"text too long: {MAX_CHARS + 1} characters")
+    assert "entities" in results[4]
+    # evaluation path: unreadable texts predict nothing instead of failing the whole batch
+    assert predictor.predict_entities(["", long_words])[0] == []
+
+
+def test_batched_equals_one_by_one(predictor, tiny):
+    texts = [p.text for p in tiny["val"][:12]]
+    batched = predictor.predict(texts)
+    single = [predictor.predict([t])[0] for t in texts]
+    assert [[(e["start"], e["end"], e["label"]) for e in r["entities"]] for r in batched] == [
+        [(e["start"], e["end"], e["label"]) for e in r["entities"]] for r in single
+    ]
+
+
+def test_stream_keeps_order_and_marks_bad_lines(predictor):
+    import io
+
+    lines = ['{"text": "de Paris à Lyon", "id": 7}', "not json", '{"id": 2}', "", '{"text": ""}', "[1]"]
+    out = io.StringIO()
+    counts = predict_stream(predictor, lines, out, "req.jsonl")
+    rows = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert counts == {"lines": 5, "errors": 4}
+    assert rows[0]["id"] == 7 and "entities" in rows[0]
+    assert rows[1]["error"].startswith("req.jsonl:2: not valid JSON")
+    assert rows[2] == {"id": 2, "error": "req.jsonl:3: missing string field 'text'"}
+    assert rows[3] == {"text": "", "error": "empty text"}
+    assert rows[4]["error"] == "req.jsonl:6: a line must be a JSON object"
+
+
+def test_cli_single_text(tiny):
+    res = CliRunner().invoke(app, ["predict", "--model", str(tiny["model"]), "Je veux aller de Paris à Lyon"])
+    assert res.exit_code == 0, res.output
+    obj = json.loads(res.stdout.strip())
+    assert obj["text"] == "Je veux aller de Paris à Lyon"
+    _check_shape(obj["text"], {k: v for k, v in obj.items() if k != "text"})
+
+
+def test_cli_file_in_file_out(tiny, tmp_path):
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"text": "de Nantes à Brest", "ref": "a"}\n{"text": ""}\n', encoding="utf-8")
+    res = CliRunner().invoke(
+        app, ["predict", "--model", str(tiny["model"]), "--input", str(src), "--output", str(tmp_path / "out.jsonl")]
+    )
+    assert res.exit_code == 0, res.output
+    rows = [json.loads(x) for x in (tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert rows[0]["ref"] == "a" and rows[0]["text"] == "de Nantes à Brest" and "via" in rows[0]
+    assert rows[1] == {"text": "", "error": "empty text"}
+
+
+def test_cli_stdin_stdout(tiny):
+    res = CliRunner().invoke(
+        app, ["predict", "--model", str(tiny["model"]), "--input", "-", "--output", "-"],
+        input='{"text": "Trajet Metz Dijon"}\n{"text": "Bonjour"}\n',
+    )
+    assert res.exit_code == 0, res.output
+    rows = [json.loads(x) for x in res.stdout.splitlines()]
+    assert [r["text"] for r in rows] == ["Trajet Metz Dijon", "Bonjour"]
+    for r in rows:
+        _check_shape(r["text"], {k: v for k, v in r.items() if k != "text"})
+
+
+def test_cli_missing_model_is_a_clear_error(tmp_path):
+    res = CliRunner().invoke(app, ["predict", "--model", str(tmp_path / "nope"), "de Paris à Lyon"])
+    assert res.exit_code != 0
+    assert "nope" in str(res.exception)
+
+
+def test_cli_evaluate_writes_report(tiny, tmp_path):
+    from trajet.phrases import write_jsonl
+
+    write_jsonl(tmp_path / "gold.jsonl", tiny["val"])
+    res = CliRunner().invoke(
+        app, ["evaluate", "--model", str(tiny["model"]), "--data", str(tmp_path / "gold.jsonl"),
+              "--output", str(tmp_path / "rep.json")],
+    )
+    assert res.exit_code == 0, res.output
+    rep = json.loads((tmp_path / "rep.json").read_text())
+    assert rep["challenge"] is None
+    assert rep["test"]["n_sentences"] == 40
+    assert set(rep["test"]["per_entity"]) == {"DEPART", "ARRIVEE", "VIA"}
+
+
+def test_percentile():
+    assert percentile([3.0, 1.0, 2.0, 4.0], 50) == 2.0
+    assert percentile([5.0], 99) == 5.0

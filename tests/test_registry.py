@@ -1,0 +1,450 @@
+"""One test suite, two backends: a local folder and S3 (moto's server on loopback)."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import threading
+import uuid
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tests.registry_helpers import write_model
+from trajet.errors import TrajetError
+from trajet.registry import (
+    LocalBackend,
+    RegistryError,
+    S3Backend,
+    open_registry,
+    resolve_model_ref,
+)
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint():
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture(params=["local", "s3"])
+def registry(request, monkeypatch, tmp_path):
+    """A fresh, empty registry; TRAJET_REGISTRY_URI points at it so the CLI and resolve_model_ref see it."""
+    if request.param == "local":
+        uri = str(tmp_path / "registry")
+    else:
+        endpoint = request.getfixturevalue("moto_endpoint")
+        monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+        monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+        monkeypatch.delenv("AWS_PROFILE", raising=False)
+        bucket = f"reg-{uuid.uuid4().hex[:12]}"
+        import boto3
+
+        boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket=bucket)
+        uri = f"s3://{bucket}/trajet/models"
+    monkeypatch.setenv("TRAJET_REGISTRY_URI", uri)
+    reg = open_registry()
+    assert reg.uri == uri
+    return reg
+
+
+@pytest.fixture(scope="session")
+def models(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("models")
+    return {name: write_model(root / name, seed) for seed, name in enumerate(("a", "b", "c"))}
+
+
+def files_of(folder: Path) -> dict[str, str]:
+    return {
+        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+@contextlib.contextmanager
+def failing_writes(reg, at: int = 1, only: str = ""):
+    """From the at-th object write on (1-based), every write fails like a dropped connection;
+    with `only`, just the writes of keys ending so count and fail."""
+    count = 0
+
+    def should_fail(key: str) -> bool:
+        nonlocal count
+        if not key.endswith(only):
+            return False
+        count += 1
+        return count >= at
+
+    if isinstance(reg.backend, S3Backend):
+        from botocore.exceptions import EndpointConnectionError
+
+        def hook(params, **kwargs):
+            if should_fail(params["url_path"]):
+                raise EndpointConnectionError(endpoint_url="http://injected-fault")
+
+        events = reg.backend.client.meta.events
+        events.register("before-call.s3.PutObject", hook, unique_id="inject")
+        try:
+            yield
+        finally:
+            events.unregister("before-call.s3.PutObject", unique_id="inject")
+    else:
+        assert isinstance(reg.backend, LocalBackend)
+        original = reg.backend._replace
+
+        def replace(tmp, dest):
+            if should_fail(Path(dest).as_posix()):
+                raise OSError(5, "Input/output error (injected)")
+            original(tmp, dest)
+
+        reg.backend._replace = replace
+        try:
+            yield
+        finally:
+            reg.backend._replace = original
+
+
+def test_push_pull_round_trip_verifies_checksums(registry, models, tmp_path):
+    extra = {"snapshot_hash": "abc123", "metrics": {"test": {"macro": {"f1": 0.97}}}}
+    manifest = registry.push("v1", models["a"], extra)
+    expected = files_of(models["a"])
+    assert {f["path"]: f["sha256"] for f in manifest["files"]} == expected
+    assert {f["path"]: f["size"] for f in manifest["files"]} == {
+        p: (models["a"] / p).stat().st_size for p in expected
+    }
+    assert manifest["snapshot_hash"] == "abc123" and manifest["version"] == "v1"
+    assert registry.manifest("v1") == manifest
+    stored = registry.backend.list("versions/v1/")
+    assert sorted(stored) == sorted([f"versions/v1/{p}" for p in expected] + ["versions/v1/manifest.json"])
+    assert registry.version_uri("v1").endswith("versions/v1/")
+
+    dest = registry.pull("v1", tmp_path / "pulled")
+    pulled = files_of(dest)
+    assert (
+        pulled.pop("manifest.json")
+        == hashlib.sha256(registry.backend.read("versions/v1/manifest.json")[0]).hexdigest()
+    )
+    assert pulled == expected
+    with pytest.raises(TrajetError, match="not empty"):
+        registry.pull("v1", dest)
+
+
+def test_versions_are_immutable(registry, models, tmp_path):
+    registry.push("v1", models["a"], {})
+    with pytest.raises(TrajetError, match="already exists.*immutable"):
+        registry.push("v1", models["b"], {})
+    assert files_of(registry.pull("v1", tmp_path / "p")) | {} != {}
+    pulled = files_of(tmp_path / "p")
+    pulled.pop("manifest.json")
+    assert pulled == files_of(models["a"])
+
+
+def test_corrupted_object_is_refused_and_nothing_is_written(registry, models, tmp_path):
+    registry.push("v1", models["a"], {})
+    key = "versions/v1/model.safetensors"
+    original = registry.backend.read(key)[0]
+    tampered = bytes([original[0] ^ 0xFF]) + original[1:]  # same size, one flipped byte
+    registry.backend.put(key, tampered)
+    (parent := tmp_path / "deploy").mkdir()
+    out = parent / "out"
+    with pytest.raises(TrajetError, match="checksum mismatch.*model.safetensors"):
+        registry.pull("v1", out)
+    assert not out.exists()
+    assert list(parent.iterdir()) == []  # no partial folder left beside it either
+
+
+def test_unsafe_or_pickle_manifest_paths_are_refused(registry, models, tmp_path):
+    registry.push("v1", models["a"], {})
+    good = json.loads(registry.backend.read("versions/v1/manifest.json")[0])
+    sha = "0" * 64
+    for i, bad_path in enumerate(
+        ("../escape.txt", "/etc/passwd", "sub/../../x", "pytorch_model.bin", "w.pkl")
+    ):
+        version = f"bad{i}"
+        manifest = dict(
+            good, version=version, files=good["files"] + [{"path": bad_path, "size": 1, "sha256": sha}]
+        )
+        registry.backend.put(f"versions/{version}/manifest.json", json.dumps(manifest).encode())
+        with pytest.raises(TrajetError, match="unsafe file path|pickle"):
+            registry.pull(version, tmp_path / version)
+        assert not (tmp_path / version).exists()
+    assert not (tmp_path.parent / "escape.txt").exists()
+
+
+def test_pickle_weights_are_refused_on_push(registry, models, tmp_path):
+    folder = tmp_path / "pickled"
+    folder.mkdir()
+    for f in models["a"].iterdir():
+        (folder / f.name).write_bytes(f.read_bytes())
+    (folder / "pytorch_model.bin").write_bytes(b"\x80\x04pickle")
+    with pytest.raises(TrajetError, match="pytorch_model.bin is a pickle"):
+        registry.push("v1", folder, {})
+    assert registry.backend.list("") == []
+    no_weights = tmp_path / "no_weights"
+    no_weights.mkdir()
+    (no_weights / "config.json").write_text("{}")
+    with pytest.raises(TrajetError, match="safetensors"):
+        registry.push("v1", no_weights, {})
+
+
+def test_errors_mid_push_leave_champion_and_retry_succeeds(registry, models, tmp_path):
+    registry.push("v1", models["a"], {})
+    registry.promote("v1")
+    with failing_writes(registry, at=2), pytest.raises(RegistryError, match="injected"):
+        registry.push("v2", models["b"], {})
+    assert registry.champion()["version"] == "v1"
+    assert [m["version"] for m in registry.list_versions()] == ["v1"]  # no manifest: v2 does not exist
+    with pytest.raises(TrajetError, match="cannot promote v2.*no manifest"):
+        registry.promote("v2")
+    # The manifest write itself failing is no different.
+    with failing_writes(registry, only="v2/manifest.json"), pytest.raises(RegistryError):
+        registry.push("v2", models["b"], {})
+    assert registry.backend.read("versions/v2/manifest.json") is None
+
+    manifest = registry.push("v2", models["b"], {})  # retry keeps what verified, uploads the rest
+    assert {f["path"]: f["sha256"] for f in manifest["files"]} == files_of(models["b"])
+    registry.promote("v2")
+    pulled = files_of(registry.pull("champion", tmp_path / "champ"))
+    pulled.pop("manifest.json")
+    assert pulled == files_of(models["b"])
+
+
+def test_leftovers_of_a_different_aborted_push_are_replaced(registry, models, tmp_path):
+    with failing_writes(registry, at=3), pytest.raises(RegistryError):
+        registry.push("v1", models["c"], {})  # two of c's files land, no manifest
+    registry.push("v1", models["a"], {})
+    pulled = files_of(registry.pull("v1", tmp_path / "p"))
+    pulled.pop("manifest.json")
+    assert pulled == files_of(models["a"])
+
+
+def test_crash_between_push_and_pointer_flip_keeps_old_champion(registry, models, tmp_path):
+    registry.push("v1", models["a"], {})
+    registry.promote("v1")
+    registry.push("v2", models["b"], {})
+    # The process dies before the flip: modelled by the pointer write never landing.
+    with failing_writes(registry, at=1), pytest.raises(RegistryError):
+        registry.promote("v2")
+    pointer = registry.champion()
+    assert pointer["version"] == "v1" and pointer["previous"] is None
+    served = files_of(registry.pull("champion", tmp_path / "served"))
+    served.pop("manifest.json")
+    assert served == files_of(models["a"])
+    assert [r["version"] for r in registry.history()] == ["v1"]
+    assert registry.promote("v2")["previous"] == "v1"
+
+
+def test_history_write_failure_does_not_undo_a_promotion(registry, models, tmp_path):
+    registry.push("v1", models["a"], {})
+    registry.promote("v1")
+    # A pulled model (with the registry's manifest.json inside) can be pushed again under a new version.
+    pulled = registry.pull("v1", tmp_path / "pulled")
+    registry.push("v2", pulled, {})
+    with failing_writes(registry, only="-v2.json"):
+        pointer = registry.promote("v2")
+    assert pointer["version"] == "v2" and registry.champion() == pointer
+    assert [r["version"] for r in registry.history()] == ["v1"]  # audit copy missing, pointer still chains
+    assert [f["path"] for f in registry.manifest("v2")["files"]] == sorted(files_of(models["a"]))
+
+
+@pytest.mark.parametrize("first", [True, False], ids=["first-champion", "over-champion"])
+def test_two_racing_promotions_exactly_one_wins(registry, models, first):
+    for version, model in (("v1", "a"), ("v2", "b"), ("v3", "c")):
+        registry.push(version, models[model], {})
+    if not first:
+        registry.promote("v1")
+    barrier = threading.Barrier(2, timeout=30)
+    results: dict[str, object] = {}
+
+    def promote(version: str) -> None:
+        reg = open_registry(registry.uri)  # its own Registry, as a second process would have
+        read = reg._read_pointer
+
+        def read_then_wait():
+            got = read()
+            barrier.wait()  # both have read the pointer (and its ETag, or its absence) before either writes
+            return got
+
+        reg._read_pointer = read_then_wait
+        try:
+            results[version] = reg.promote(version)
+        except TrajetError as exc:
+            results[version] = exc
+
+    threads = [threading.Thread(target=promote, args=(v,)) for v in ("v2", "v3")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    winners = [v for v, r in results.items() if isinstance(r, dict)]
+    losers = [r for r in results.values() if isinstance(r, TrajetError)]
+    assert len(winners) == 1 and len(losers) == 1
+    assert "concurrent promotion won" in str(losers[0])
+    pointer = registry.champion()
+    before = [] if first else ["v1"]
+    assert pointer["version"] == winners[0] and pointer["previous"] == (None if first else "v1")
+    assert [r["version"] for r in registry.history()] == [*before, winners[0]]
+
+
+def test_expected_champion_guards_a_stale_gate_decision(registry, models):
+    registry.push("v1", models["a"], {})
+    registry.push("v2", models["b"], {})
+    registry.promote("v1", expected=None)
+    with pytest.raises(TrajetError, match="champion is v1, not none"):
+        registry.promote("v2", expected=None)
+    assert registry.promote("v2", expected="v1")["version"] == "v2"
+    with pytest.raises(TrajetError, match="already the champion"):
+        registry.promote("v2")
+    with pytest.raises(TrajetError, match="no manifest"):
+        registry.promote("v9")
+    with pytest.raises(TrajetError, match="invalid model version"):
+        registry.promote("../v1")
+
+
+def test_rollback_walks_back_through_champions(registry, models, tmp_path):
+    with pytest.raises(TrajetError, match="nothing to roll back"):
+        registry.rollback()
+    for version, model in (("v1", "a"), ("v2", "b"), ("v3", "c")):
+        registry.push(version, models[model], {})
+        registry.promote(version)
+    assert {m["version"]: m["stage"] for m in registry.list_versions()} == {
+        "v1": "archived",
+        "v2": "previous",
+        "v3": "champion",
+    }
+    pointer = registry.rollback()
+    assert (pointer["version"], pointer["previous"], pointer["rolled_back_from"]) == ("v2", "v1", "v3")
+    served = files_of(registry.pull("champion", tmp_path / "after-rollback"))
+    served.pop("manifest.json")
+    assert served == files_of(models["b"])
+    assert registry.rollback()["version"] == "v1"
+    with pytest.raises(TrajetError, match="no previous champion"):
+        registry.rollback()
+    assert [(r["action"], r["version"]) for r in registry.history()] == [
+        ("promote", "v1"),
+        ("promote", "v2"),
+        ("promote", "v3"),
+        ("rollback", "v2"),
+        ("rollback", "v1"),
+    ]
+
+
+def test_champion_pull_refuses_a_manifest_that_changed_since_promotion(registry, models, tmp_path):
+    registry.push("v1", models["a"], {})
+    registry.promote("v1")
+    raw = registry.backend.read("versions/v1/manifest.json")[0]
+    registry.backend.put("versions/v1/manifest.json", raw.replace(b'"v1"', b'"v1" ', 1))
+    with pytest.raises(TrajetError, match="does not match the sha256 recorded"):
+        registry.pull("champion", tmp_path / "x")
+    assert not (tmp_path / "x").exists()
+
+
+def test_resolve_model_ref_caches_pulls_under_trajet_home(registry, models, _trajet_home):
+    assert resolve_model_ref(str(models["a"])) == models["a"]
+    with pytest.raises(TrajetError, match="no champion"):
+        resolve_model_ref("champion")
+    registry.push("v1", models["a"], {})
+    registry.promote("v1")
+    path = resolve_model_ref("champion")
+    assert path == _trajet_home.resolve() / "models" / "v1"
+    weights = path / "model.safetensors"
+    stamp = weights.stat().st_mtime_ns
+    assert (
+        resolve_model_ref("champion") == path and weights.stat().st_mtime_ns == stamp
+    )  # reused, not re-pulled
+    registry.push("v2", models["b"], {})
+    registry.promote("v2")
+    assert resolve_model_ref("champion").name == "v2"
+    assert resolve_model_ref("v1") == path
+    weights.write_bytes(b"damaged")  # a damaged cache copy is replaced by a verified pull
+    assert (
+        resolve_model_ref("v1") == path
+        and files_of(path)["model.safetensors"] == files_of(models["a"])["model.safetensors"]
+    )
+    with pytest.raises(TrajetError, match="no model version v7"):
+        resolve_model_ref("v7")
+    with pytest.raises(TrajetError, match="no such model directory"):
+        resolve_model_ref("/does/not/exist")
+
+
+def test_cli_push_list_show_promote_rollback_pull(registry, models, tmp_path):
+    from trajet.cli import app
+
+    runner = CliRunner()
+    evaluation = tmp_path / "eval.json"
+    per_entity = {
+        e: {"precision": 0.9, "recall": 0.9, "f1": f, "support": 5}
+        for e, f in (("DEPART", 0.981), ("ARRIVEE", 0.972), ("VIA", 0.933))
+    }
+    evaluation.write_text(
+        json.dumps({"test": {"macro": {"f1": 0.9621}, "per_entity": per_entity}, "challenge": None})
+    )
+    (models_a := tmp_path / "a").mkdir()
+    for f in models["a"].iterdir():
+        (models_a / f.name).write_bytes(f.read_bytes())
+    (models_a / "trajet_training.json").write_text(
+        json.dumps(
+            {"config": {"base_model": "trajet:mini"}, "snapshot_hash": "deadbeefcafe1234", "metrics": {}}
+        )
+    )
+    result = runner.invoke(
+        app, ["model", "push", str(models_a), "--version", "v1", "--evaluation", str(evaluation)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "pushed v1: 4 files" in result.output
+    result = runner.invoke(app, ["model", "push", str(models["b"]), "--promote"])
+    assert result.exit_code == 0, result.output
+    auto_version = registry.champion()["version"]
+    assert auto_version.startswith("v2") and auto_version != "v1"
+    assert runner.invoke(app, ["model", "promote", "v1", "--expect", auto_version]).exit_code == 0
+
+    result = runner.invoke(app, ["model", "list"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    line = next(x for x in result.output.splitlines() if " v1 " in x)
+    for piece in ("champion", "0.9621", "0.9810", "0.9720", "0.9330", "deadbeefcafe"):
+        assert piece in line
+    assert "previous" in next(x for x in result.output.splitlines() if auto_version in x)
+
+    result = runner.invoke(app, ["model", "show", "champion"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0 and "v1" in result.output and "trajet:mini" in result.output
+    assert files_of(models_a)["model.safetensors"] in result.output
+
+    result = runner.invoke(app, ["model", "rollback"])
+    assert result.exit_code == 0 and f"champion is now {auto_version}" in result.output
+    result = runner.invoke(app, ["model", "history"], env={"COLUMNS": "200"})
+    rows = [[c.strip() for c in line.split("│")[1:-1]] for line in result.output.splitlines()]
+    assert [row[1:3] for row in rows if row and row[1] in ("promote", "rollback")] == [
+        ["promote", auto_version],
+        ["promote", "v1"],
+        ["rollback", auto_version],
+    ]
+    dest = tmp_path / "ops"
+    result = runner.invoke(app, ["model", "pull", "champion", "--dest", str(dest)])
+    assert result.exit_code == 0, result.output
+    assert files_of(dest)["model.safetensors"] == files_of(models["b"])["model.safetensors"]
+
+    result = runner.invoke(app, ["model", "push", str(models["a"]), "--version", "v1"])
+    assert isinstance(result.exception, TrajetError) and "immutable" in str(result.exception)
+
+
+def test_missing_bucket_is_a_clear_error(moto_endpoint, monkeypatch):
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    with pytest.raises(RegistryError, match="bucket no-such-bucket-here does not exist"):
+        open_registry("s3://no-such-bucket-here/models").champion()
+    with pytest.raises(TrajetError, match="only s3://"):
+        open_registry("gs://bucket/x")

@@ -1,0 +1,260 @@
+"""Training: config precedence, encoding alignment, the saved model directory, S3 base mirroring, learning."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.train_fixtures import make_phrases, trained_tiny
+from trajet.errors import TrajetError
+from trajet.labels import LABEL2ID
+from trajet.phrases import parse_markup
+from trajet.train import (
+    PRESETS,
+    TrainingConfig,
+    config_for,
+    encode_phrases,
+    is_validation,
+    load_training_data,
+    mirror_s3_prefix,
+    parse_set_options,
+    repair_bio,
+    split_validation,
+)
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory):
+    return trained_tiny(tmp_path_factory.mktemp("tiny"))
+
+
+# ------------------------------------------------------------------------------------------ config
+
+
+def test_reference_defaults():
+    cfg = TrainingConfig()
+    assert (cfg.base_model, cfg.max_length, cfg.batch_size, cfg.learning_rate) == ("camembert-base", 128, 16, 5e-5)
+    assert (cfg.num_epochs, cfg.warmup_ratio, cfg.weight_decay) == (10, 0.1, 0.01)
+    assert (cfg.eval_steps, cfg.save_steps, cfg.early_stopping_patience) == (100, 100, 3)
+    assert cfg.metric_for_best_model == "f1_macro"
+
+
+def test_dict_round_trip_and_overrides():
+    cfg = TrainingConfig().with_overrides(learning_rate="1e-3", batch_size="8", base_spec='{"hidden_size": 64}')
+    assert cfg.learning_rate == 1e-3 and cfg.batch_size == 8 and cfg.base_spec == {"hidden_size": 64}
+    assert TrainingConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(TrajetError, match="unknown training setting"):
+        cfg.with_overrides(lerning_rate=1)
+    with pytest.raises(TrajetError, match="batch_size"):
+        cfg.with_overrides(batch_size="many")
+
+
+def test_precedence_defaults_preset_env_explicit():
+    env = {"TRAJET_TRAIN_LEARNING_RATE": "0.01", "TRAJET_TRAIN_BATCH_SIZE": "4"}
+    cfg = config_for("mini", {"batch_size": 2}, environ=env)
+    assert cfg.preset == "mini"
+    assert cfg.base_model == PRESETS["mini"]["base_model"]  # preset over default
+    assert cfg.learning_rate == 0.01  # env over preset
+    assert cfg.batch_size == 2  # explicit over env
+    assert cfg.weight_decay == 0.01  # untouched default
+    with pytest.raises(TrajetError, match="unknown preset"):
+        config_for("huge")
+
+
+def test_every_preset_names_only_known_fields():
+    for name, values in PRESETS.items():
+        cfg = config_for(name, environ={})
+        assert all(getattr(cfg, k) == v for k, v in values.items()), name
+
+
+def test_set_options_parse():
+    assert parse_set_options(["learning_rate=1e-3", "base_spec={\"a\": 1}"]) == {
+        "learning_rate": "1e-3",
+        "base_spec": '{"a": 1}',
+    }
+    with pytest.raises(TrajetError, match="field=value"):
+        parse_set_options(["learning_rate"])
+
+
+# -------------------------------------------------------------------------------------------- data
+
+
+def test_validation_split_is_by_normalised_text():
+    phrases = make_phrases(400, seed=3)
+    train, val = split_validation(phrases)
+    assert len(train) + len(val) == 400
+    assert 20 < len(val) < 80
+    assert {p.text for p in train}.isdisjoint({p.text for p in val})
+    assert is_validation("De PARIS à Lyon") == is_validation("de paris  a lyon")
+
+
+def test_load_training_data_from_files(tmp_path):
+    from trajet.phrases import write_jsonl
+
+    write_jsonl(tmp_path / "train.jsonl", make_phrases(80, seed=4))
+    write_jsonl(tmp_path / "val.jsonl", make_phrases(10, seed=5))
+    tr, val, h = load_training_data(tmp_path / "train.jsonl", tmp_path / "val.jsonl")
+    assert (len(tr), len(val), len(h)) == (80, 10, 64)
+    (tmp_path / "bad.jsonl").write_text('{"text": "de Paris", "entities": []}\n{"text": 3}\n', encoding="utf-8")
+    with pytest.raises(TrajetError, match=r"bad.jsonl:2: 'text' must be a string"):
+        load_training_data(tmp_path / "bad.jsonl")
+
+
+def test_labels_sit_on_the_first_sub_token_only(tiny):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(tiny["base"]))
+    phrase = parse_markup("de [Zanzibarville-sur-Mer|D] à [Lyon|A]")
+    (enc,) = encode_phrases([phrase], tok, 48)
+    words = [t.text for t in phrase.tokens_and_tags()[0]]
+    word_ids = tok(words, is_split_into_words=True).word_ids()
+    assert word_ids.count(1) > 1  # the unseen name is split into several pieces
+    labelled = [lab for lab in enc["labels"] if lab != -100]
+    assert labelled == [LABEL2ID[t] for t in ["O", "B-DEPART", "O", "B-ARRIVEE"]]
+    first_piece = word_ids.index(1)
+    assert enc["labels"][first_piece] == LABEL2ID["B-DEPART"]
+    assert all(enc["labels"][i] == -100 for i, w in enumerate(word_ids) if w == 1 and i != first_piece)
+    assert enc["labels"][0] == -100 and enc["labels"][-1] == -100  # <s> and </s>
+
+
+def test_repair_bio_opens_entities_like_the_predictor():
+    assert repair_bio(["O", "I-DEPART", "I-DEPART", "I-ARRIVEE"]) == ["O", "B-DEPART", "I-DEPART", "B-ARRIVEE"]
+
+
+# ----------------------------------------------------------------------------------- saved model
+
+
+def test_saved_directory_is_safetensors_only_and_complete(tiny):
+    model_dir: Path = tiny["model"]
+    names = {p.name for p in model_dir.iterdir()}
+    assert "model.safetensors" in names and "config.json" in names and "tokenizer.json" in names
+    assert not [n for n in names if n.endswith((".bin", ".pt", ".pth", ".pkl", ".ckpt"))]
+    assert not list(model_dir.parent.glob(".model.checkpoints"))  # intermediate checkpoints cleaned up
+    info = json.loads((model_dir / "trajet_training.json").read_text())
+    assert info["snapshot_hash"] == "abc123"
+    assert info["config"]["preset"] == "tiny" and info["config"]["learning_rate"] == tiny["config"].learning_rate
+    assert info["n_train"] == 200 and info["n_validation"] == 40
+    assert info["metrics"]["f1_macro"] == pytest.approx(tiny["result"].best_metrics["f1_macro"])
+    assert info["history"] and info["steps"] == tiny["result"].steps
+    card = (model_dir / "README.md").read_text()
+    assert card.startswith("---\nlanguage: fr\n") and "pipeline_tag: token-classification" in card
+    assert f"{info['metrics']['f1_macro']:.4f}" in card
+
+
+def test_reloads_with_plain_auto_classes(tiny):
+    import torch
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(tiny["model"]))
+    model = AutoModelForTokenClassification.from_pretrained(str(tiny["model"]))
+    assert model.config.id2label[1] == "B-DEPART" and model.config.label2id["I-VIA"] == 6
+    enc = tok(["de", "Paris", "à", "Lyon"], is_split_into_words=True, return_tensors="pt")
+    with torch.inference_mode():
+        assert model(**enc).logits.shape[-1] == 7
+
+
+def test_trained_model_learns(tiny):
+    """F1 on its own training phrases far above the same architecture with an untrained head."""
+    from transformers import AutoModelForTokenClassification
+
+    from trajet.evaluate import evaluate_model
+    from trajet.labels import ID2LABEL, LABEL2ID
+    from trajet.predict import Predictor
+
+    trained = evaluate_model(tiny["model"], tiny["train"])
+    untrained_model = AutoModelForTokenClassification.from_pretrained(
+        str(tiny["base"]), num_labels=7, id2label=dict(ID2LABEL), label2id=dict(LABEL2ID)
+    ).eval()
+    untrained = evaluate_model(Predictor(untrained_model, Predictor.load(tiny["model"]).tokenizer, max_length=48), tiny["train"])
+    assert trained["micro"]["f1"] > 0.8
+    assert trained["micro"]["f1"] > untrained["micro"]["f1"] + 0.5
+
+
+# ----------------------------------------------------------------------------------- base sources
+
+
+def test_local_base_dir_without_config_is_refused(tmp_path):
+    from trajet.train import resolve_base
+
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(TrajetError, match="no config.json"):
+        resolve_base(str(tmp_path / "empty"))
+
+
+def test_s3_base_is_mirrored_once(tiny, tmp_path, monkeypatch):
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://{host}:{port}")
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+        monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        s3 = boto3.client("s3")
+        s3.create_bucket(Bucket="bases")
+        files = [p for p in Path(tiny["base"]).iterdir() if p.is_file()]
+        for p in files:
+            s3.upload_file(str(p), "bases", f"mini/v1/{p.name}")
+        local = mirror_s3_prefix("s3://bases/mini/v1", tmp_path / "cache")
+        assert sorted(p.name for p in local.iterdir() if p.name != ".complete") == sorted(p.name for p in files)
+        assert (local / "model.safetensors").read_bytes() == (Path(tiny["base"]) / "model.safetensors").read_bytes()
+        stamp = (local / "config.json").stat().st_mtime_ns
+        assert mirror_s3_prefix("s3://bases/mini/v1", tmp_path / "cache") == local
+        assert (local / "config.json").stat().st_mtime_ns == stamp  # not downloaded again
+        with pytest.raises(TrajetError, match="no objects under"):
+            mirror_s3_prefix("s3://bases/nothing", tmp_path / "cache")
+    finally:
+        server.stop()
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+
+
+def test_cli_build_mini_and_train(tmp_path):
+    from typer.testing import CliRunner
+
+    from trajet.cli import app
+    from trajet.phrases import write_jsonl
+
+    runner = CliRunner()
+    write_jsonl(tmp_path / "train.jsonl", make_phrases(64, seed=6))
+    res = runner.invoke(
+        app,
+        ["base", "build-mini", "--name", "tiny", "--output", str(tmp_path / "base"),
+         "--corpus", str(tmp_path / "train.jsonl"), "--set", "hidden_size=16"],
+    )
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "base" / "model.safetensors").is_file() and (tmp_path / "base" / "tokenizer.json").is_file()
+    assert json.loads((tmp_path / "base" / "config.json").read_text())["hidden_size"] == 16
+
+    res = runner.invoke(
+        app,
+        ["train", "--train", str(tmp_path / "train.jsonl"), "--preset", "tiny", "--output", str(tmp_path / "m"),
+         "--set", f"base_model={tmp_path / 'base'}", "--set", "max_steps=6", "--set", "eval_steps=3",
+         "--set", "save_steps=3", "--quiet"],
+    )
+    assert res.exit_code == 0, res.output
+    info = json.loads((tmp_path / "m" / "trajet_training.json").read_text())
+    assert info["steps"] == 6 and info["config"]["max_steps"] == 6
+    assert info["n_train"] + info["n_validation"] == 64
+
+
+def test_training_data_from_a_store_snapshot(tmp_path):
+    from trajet import store
+    from trajet.ingest import ingest_source
+    from trajet.phrases import write_jsonl
+
+    eng = store.get_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    store.upgrade(engine=eng)
+    write_jsonl(tmp_path / "batch.jsonl", make_phrases(300, seed=7))
+    ingest_source(str(tmp_path / "batch.jsonl"), engine=eng)
+    snap = store.create_snapshot(eng)
+    tr, val, content_hash = load_training_data(engine=eng, snapshot_id=snap.id)
+    assert content_hash == snap.content_hash
+    assert len(tr) == snap.counts["train"] and len(val) == snap.counts["validation"] and val
+    assert all(not is_validation(p.text) for p in tr) and all(is_validation(p.text) for p in val)

@@ -1,0 +1,54 @@
+"""Small deterministic annotated phrases for the training/evaluation/prediction tests (test data, written
+with the project's markup; the real data set comes from the generator)."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+from trajet.phrases import Phrase, parse_markup
+
+CITIES = [
+    "Paris", "Lyon", "Marseille", "Lille", "Nantes", "Rennes", "Dijon", "Metz", "Brest", "Tours",
+    "Nice", "Rouen", "Reims", "Angers", "Caen", "Pau", "Albi", "Niort", "Toulouse", "Bordeaux",
+]
+TEMPLATES = [
+    "Je veux aller de [{d}|D] à [{a}|A]",
+    "Un billet de [{d}|D] à [{a}|A] via [{v}|V] s'il vous plaît",
+    "Je pars de [{d}|D] pour [{a}|A] demain.",
+    "[{d}|D] - [{a}|A]",
+    "Trajet [{d}|D] [{a}|A] en passant par [{v}|V]",
+    "Comment aller à [{a}|A] depuis [{d}|D] ?",
+    "Je voudrais un train pour [{a}|A] au départ de [{d}|D] le 3 mai",
+    "Il fait beau à {x} aujourd'hui.",
+    "Quel temps fait-il à {x} ?",
+]
+
+
+def make_phrases(n: int, seed: int = 0) -> list[Phrase]:
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        d, a, v, x = rng.sample(CITIES, 4)
+        template = rng.choice(TEMPLATES)
+        out.append(parse_markup(template.format(d=d, a=a, v=v, x=x)))
+    return out
+
+
+_TRAINED: dict[str, Any] = {}
+
+
+def trained_tiny(root: Path) -> dict[str, Any]:
+    """Build a tiny base and train it once per test process (shared by the train/predict test modules)."""
+    if "model" in _TRAINED:
+        return _TRAINED
+    from trajet.base import MiniSpec, build_mini
+    from trajet.train import config_for, train_model
+
+    train, val = make_phrases(200, seed=1), make_phrases(40, seed=2)
+    base = build_mini([p.text for p in train], root / "base", MiniSpec.named("tiny"))
+    cfg = config_for("tiny", {"base_model": str(base), "num_epochs": 8})
+    result = train_model(train, val, cfg, root / "model", snapshot_hash="abc123", progress=False)
+    _TRAINED.update(base=base, model=result.output_dir, result=result, train=train, val=val, config=cfg)
+    return _TRAINED

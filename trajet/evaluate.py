@@ -1,0 +1,186 @@
+"""Evaluation with seqeval in strict IOB2 mode: an entity counts only when its type and both boundaries match.
+
+Gold and predicted spans are turned into BIO tags on the project's word tokens, then seqeval's strict entity
+extraction decides what an entity is. Precision/recall/F1 follow seqeval's definitions, with one addition
+stated here once: a set of sentences with no gold and no predicted entity (a no-trip group) scores 1.0, and 0.0
+as soon as anything is predicted there.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from trajet import config as trajet_config
+from trajet.errors import TrajetError
+from trajet.labels import ENTITY_TYPES
+from trajet.phrases import Entity, Phrase, PhraseError, read_jsonl, spans_to_bio
+
+EntityKey = tuple[int, str, int, int]  # sentence index, type, first word, last word + 1 (seqeval order)
+
+
+def _entities(tag_seqs: Sequence[Sequence[str]]) -> set[EntityKey]:
+    from seqeval.scheme import IOB2, Entities
+
+    found = Entities([list(s) for s in tag_seqs], IOB2, suffix=False).entities
+    return {e.to_tuple() for sent in found for e in sent}
+
+
+def _prf(tp: int, n_pred: int, n_gold: int) -> dict[str, float]:
+    if n_pred == 0 and n_gold == 0:
+        return {"precision": 1.0, "recall": 1.0, "f1": 1.0}
+    p = tp / n_pred if n_pred else 0.0
+    r = tp / n_gold if n_gold else 0.0
+    f = 2 * p * r / (p + r) if p + r else 0.0
+    return {"precision": p, "recall": r, "f1": f}
+
+
+def scores_from_tags(y_true: Sequence[Sequence[str]], y_pred: Sequence[Sequence[str]]) -> dict[str, Any]:
+    """Micro, macro (over DEPART/ARRIVEE/VIA present in gold or predictions), per entity, exact match."""
+    if len(y_true) != len(y_pred):
+        raise ValueError(f"{len(y_true)} gold sentences but {len(y_pred)} predicted")
+    gold, pred = _entities(y_true), _entities(y_pred)
+    tp_set = gold & pred
+    per_entity: dict[str, dict[str, float]] = {}
+    macro_rows = []
+    for ent in ENTITY_TYPES:
+        g = sum(1 for e in gold if e[1] == ent)
+        p = sum(1 for e in pred if e[1] == ent)
+        t = sum(1 for e in tp_set if e[1] == ent)
+        row = _prf(t, p, g) if (g or p) else {"precision": 0.0, "recall": 0.0, "f1": 0.0}
+        per_entity[ent] = {**row, "support": g}
+        if g or p:
+            macro_rows.append(row)
+    micro = _prf(len(tp_set), len(pred), len(gold))
+    if macro_rows:
+        macro = {k: sum(r[k] for r in macro_rows) / len(macro_rows) for k in ("precision", "recall", "f1")}
+    else:
+        macro = dict(micro)
+    by_sent_gold: dict[int, set[EntityKey]] = defaultdict(set)
+    by_sent_pred: dict[int, set[EntityKey]] = defaultdict(set)
+    for e in gold:
+        by_sent_gold[e[0]].add(e)
+    for e in pred:
+        by_sent_pred[e[0]].add(e)
+    n = len(y_true)
+    exact = sum(1 for i in range(n) if by_sent_gold[i] == by_sent_pred[i])
+    return {
+        "n_sentences": n,
+        "micro": micro,
+        "macro": macro,
+        "per_entity": per_entity,
+        "exact_match": exact / n if n else 0.0,
+        "_gold_by_sentence": by_sent_gold,
+        "_pred_by_sentence": by_sent_pred,
+    }
+
+
+def _tags(phrase: Phrase, entities: Sequence[Entity], what: str, index: int) -> list[str]:
+    try:
+        return spans_to_bio(phrase.text, entities)[1]
+    except PhraseError as exc:
+        raise TrajetError(f"{what} entities of sentence {index + 1} ({phrase.text[:60]!r}): {exc}") from None
+
+
+def evaluate_predictions(gold: Sequence[Phrase], predicted: Sequence[Sequence[Entity]]) -> dict[str, Any]:
+    """The report agreed in contracts.md; groups come from `phrase.meta["group"]`."""
+    if len(gold) != len(predicted):
+        raise TrajetError(f"{len(gold)} gold phrases but {len(predicted)} predictions")
+    y_true = [_tags(p, p.entities, "gold", i) for i, p in enumerate(gold)]
+    y_pred = [_tags(p, list(ents), "predicted", i) for i, (p, ents) in enumerate(zip(gold, predicted, strict=True))]
+    scores = scores_from_tags(y_true, y_pred)
+    by_gold, by_pred = scores.pop("_gold_by_sentence"), scores.pop("_pred_by_sentence")
+
+    no_trip = [i for i, p in enumerate(gold) if not p.entities]
+    clean = sum(1 for i in no_trip if not predicted[i])
+    report: dict[str, Any] = {
+        "n_sentences": scores["n_sentences"],
+        "micro": scores["micro"],
+        "macro": scores["macro"],
+        "per_entity": scores["per_entity"],
+        "exact_match": scores["exact_match"],
+        "no_trip": {"n": len(no_trip), "clean": clean / len(no_trip) if no_trip else None},
+        "groups": {},
+    }
+    members: dict[str, list[int]] = defaultdict(list)
+    for i, p in enumerate(gold):
+        group = p.meta.get("group")
+        if group is not None:
+            members[str(group)].append(i)
+    for group in sorted(members):
+        idx = members[group]
+        g = [e for i in idx for e in by_gold[i]]
+        pr = [e for i in idx for e in by_pred[i]]
+        tp = len(set(g) & set(pr))
+        report["groups"][group] = {
+            "n": len(idx),
+            "micro_f1": _prf(tp, len(pr), len(g))["f1"],
+            "exact_match": sum(1 for i in idx if by_gold[i] == by_pred[i]) / len(idx),
+        }
+    return report
+
+
+def evaluate_model(model: Path | Any, phrases: Sequence[Phrase]) -> dict[str, Any]:
+    """`model` is a model directory or a loaded `trajet.predict.Predictor`."""
+    from trajet.predict import Predictor
+
+    predictor = model if isinstance(model, Predictor) else Predictor.load(Path(model))
+    predicted = predictor.predict_entities([p.text for p in phrases])
+    return evaluate_predictions(phrases, predicted)
+
+
+def full_evaluation(model: Path | Any, test: Sequence[Phrase], challenge: Sequence[Phrase] | None) -> dict[str, Any]:
+    """Test split and challenge set with one model load."""
+    from trajet.predict import Predictor
+
+    predictor = model if isinstance(model, Predictor) else Predictor.load(Path(model))
+    return {
+        "test": evaluate_model(predictor, test),
+        "challenge": evaluate_model(predictor, challenge) if challenge else None,
+    }
+
+
+def challenge_path() -> Path:
+    return trajet_config.data_dir() / "challenge.jsonl"
+
+
+def load_challenge(path: Path | None = None) -> list[Phrase]:
+    """The hand-written challenge set; used for reporting and gating only, never for training or selection."""
+    p = path or challenge_path()
+    if not p.is_file():
+        raise TrajetError(f"challenge set not found: {p}")
+    return read_jsonl(p)
+
+
+def report_table(report: dict[str, Any], title: str = "evaluation") -> Any:
+    """A rich table: per entity rows, micro/macro, then exact match, no-trip and groups."""
+    from rich.table import Table
+
+    table = Table(title=f"{title} ({report['n_sentences']} sentences)")
+    table.add_column("")
+    table.add_column("precision", justify="right")
+    table.add_column("recall", justify="right")
+    table.add_column("F1", justify="right")
+    table.add_column("support / n", justify="right")
+    for ent, row in report["per_entity"].items():
+        table.add_row(ent, f"{row['precision']:.4f}", f"{row['recall']:.4f}", f"{row['f1']:.4f}", str(row["support"]))
+    for name in ("micro", "macro"):
+        row = report[name]
+        table.add_row(f"[bold]{name}[/]", f"{row['precision']:.4f}", f"{row['recall']:.4f}", f"[bold]{row['f1']:.4f}[/]", "")
+    table.add_row("exact match", "", "", f"{report['exact_match']:.4f}", str(report["n_sentences"]))
+    nt = report["no_trip"]
+    table.add_row("no-trip clean", "", "", "-" if nt["clean"] is None else f"{nt['clean']:.4f}", str(nt["n"]))
+    for group, row in report["groups"].items():
+        table.add_row(f"group {group}", "", "", f"{row['micro_f1']:.4f} (EM {row['exact_match']:.2f})", str(row["n"]))
+    return table
+
+
+def write_report(report: dict[str, Any], path: Path | None) -> str:
+    text = json.dumps(report, indent=2, ensure_ascii=False)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text + "\n", encoding="utf-8")
+    return text

@@ -1,0 +1,226 @@
+"""Inference: one model load per process, batched, no gradient; words split exactly as in training.
+
+A word's tag is read on its first sub-token (where training put the label); the tag sequence is read
+leniently (an I- that does not continue an entity opens one), and each entity carries the mean probability
+of its words' tags as `score`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from trajet.errors import TrajetError
+from trajet.phrases import Entity, Token, bio_to_spans, tokenize, trip_fields
+from trajet.train import read_training_info
+
+MAX_CHARS = 2000  # longer than any travel request; refusing early keeps a pathological line cheap
+
+
+@dataclass
+class _Prepared:
+    index: int
+    tokens: list[Token]
+    input_ids: list[int]
+    word_ids: list[int | None]
+
+
+class Predictor:
+    """A loaded token classifier plus its tokenizer; `load` once, then `predict` many batches."""
+
+    def __init__(self, model: Any, tokenizer: Any, *, max_length: int, batch_size: int = 32) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self.id2label = {int(k): v for k, v in model.config.id2label.items()}
+
+    @classmethod
+    def load(cls, model_dir: Path, *, batch_size: int = 32, num_threads: int = 0) -> Predictor:
+        import torch
+        from transformers import AutoModelForTokenClassification, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+        model_dir = Path(model_dir)
+        if not (model_dir / "config.json").is_file():
+            raise TrajetError(f"{model_dir} is not a model directory (no config.json)")
+        if num_threads > 0:
+            torch.set_num_threads(num_threads)
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+            model = AutoModelForTokenClassification.from_pretrained(str(model_dir))
+        except (OSError, ValueError) as exc:
+            raise TrajetError(f"cannot load model from {model_dir}: {exc}") from None
+        model.eval()
+        info = read_training_info(model_dir)
+        max_length = int(info.get("config", {}).get("max_length") or min(tokenizer.model_max_length, 512))
+        return cls(model, tokenizer, max_length=max_length, batch_size=batch_size)
+
+    # -------------------------------------------------------------------------------- core
+
+    def _prepare(self, index: int, text: str) -> _Prepared | str:
+        """Encoded words, or the reason this text cannot be read."""
+        if not isinstance(text, str):
+            return "text must be a string"
+        if not text.strip():
+            return "empty text"
+        if len(text) > MAX_CHARS:
+            return f"text too long: {len(text)} characters (max {MAX_CHARS})"
+        tokens = tokenize(text)
+        if not tokens:
+            return "no words in text"
+        enc = self.tokenizer([t.text for t in tokens], is_split_into_words=True, truncation=False)
+        n = len(enc["input_ids"])
+        if n > self.max_length:
+            return f"text too long: {n} sub-word tokens (max {self.max_length})"
+        return _Prepared(index, tokens, list(enc["input_ids"]), list(enc.word_ids()))
+
+    def _tag_batch(self, batch: Sequence[_Prepared]) -> list[tuple[list[str], list[float]]]:
+        import torch
+
+        width = max(len(p.input_ids) for p in batch)
+        pad = self.tokenizer.pad_token_id or 0
+        ids = torch.full((len(batch), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for row, p in enumerate(batch):
+            ids[row, : len(p.input_ids)] = torch.tensor(p.input_ids)
+            mask[row, : len(p.input_ids)] = 1
+        with torch.inference_mode():
+            logits = self.model(input_ids=ids, attention_mask=mask).logits
+            probs = torch.softmax(logits.float(), dim=-1)
+            best_p, best_id = probs.max(dim=-1)
+        out = []
+        for row, p in enumerate(batch):
+            tags = ["O"] * len(p.tokens)
+            scores = [1.0] * len(p.tokens)
+            seen: set[int] = set()
+            for pos, wid in enumerate(p.word_ids):
+                if wid is None or wid in seen:
+                    continue
+                seen.add(wid)
+                tags[wid] = self.id2label[int(best_id[row, pos])]
+                scores[wid] = float(best_p[row, pos])
+            out.append((tags, scores))
+        return out
+
+    def _run(self, texts: Sequence[str]) -> Iterator[tuple[int, list[Token], list[str], list[float]] | tuple[int, str]]:
+        prepared: list[_Prepared] = []
+        for i, text in enumerate(texts):
+            item = self._prepare(i, text)
+            if isinstance(item, str):
+                yield i, item
+            else:
+                prepared.append(item)
+        prepared.sort(key=lambda p: len(p.input_ids))  # similar lengths per batch: less padding
+        for start in range(0, len(prepared), self.batch_size):
+            batch = prepared[start : start + self.batch_size]
+            for p, (tags, scores) in zip(batch, self._tag_batch(batch), strict=True):
+                yield p.index, p.tokens, tags, scores
+
+    # ----------------------------------------------------------------------------- public
+
+    def predict(self, texts: Sequence[str]) -> list[dict[str, Any]]:
+        """Per text: entities with character offsets and scores, plus departure/arrival/via; or an error."""
+        results: list[dict[str, Any]] = [{} for _ in texts]
+        for item in self._run(texts):
+            if len(item) == 2:
+                results[item[0]] = {"error": item[1]}
+                continue
+            index, tokens, tags, scores = item
+            text = texts[index]
+            entities = bio_to_spans(tokens, tags, strict=False)
+            word_at = {t.start: k for k, t in enumerate(tokens)}
+            ents_out = []
+            for e in entities:
+                first = word_at[e.start]
+                last = first
+                while tokens[last].end < e.end:
+                    last += 1
+                score = sum(scores[first : last + 1]) / (last - first + 1)
+                ents_out.append(
+                    {"start": e.start, "end": e.end, "label": e.label, "text": text[e.start : e.end],
+                     "score": round(score, 4)}
+                )
+            results[index] = {"entities": ents_out, **trip_fields(text, entities)}
+        return results
+
+    def predict_entities(self, texts: Sequence[str]) -> list[list[Entity]]:
+        """Spans only, for evaluation: an unreadable text (empty, over-long) predicts nothing."""
+        out: list[list[Entity]] = [[] for _ in texts]
+        for item in self._run(texts):
+            if len(item) == 4:
+                index, tokens, tags, _ = item
+                out[index] = bio_to_spans(tokens, tags, strict=False)
+        return out
+
+
+# ---------------------------------------------------------------------------------- CLI helpers
+
+
+def resolve_model(ref: str) -> Path:
+    """An existing directory as is; otherwise the registry's `champion` or a version."""
+    path = Path(ref).expanduser()
+    if path.is_dir():
+        return path
+    try:
+        from trajet.registry import resolve_model_ref
+    except ImportError:
+        raise TrajetError(f"model {ref!r} is not a directory and the registry is not available") from None
+    return Path(resolve_model_ref(ref))
+
+
+def read_requests(lines: Iterable[str], source: str) -> Iterator[tuple[dict[str, Any], str | None]]:
+    """(object, error) per non-blank JSONL line; a bad line keeps its place with an error naming it."""
+    for n, raw in enumerate(lines, start=1):
+        if not raw.strip():
+            continue
+        try:
+            obj = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            yield {"line": n}, f"{source}:{n}: not valid JSON ({exc.msg} at column {exc.colno})"
+            continue
+        if not isinstance(obj, dict):
+            yield {"line": n, "value": obj}, f"{source}:{n}: a line must be a JSON object"
+        elif not isinstance(obj.get("text"), str):
+            yield obj, f"{source}:{n}: missing string field 'text'"
+        else:
+            yield obj, None
+
+
+def predict_stream(predictor: Predictor, lines: Iterable[str], out: TextIO, source: str, chunk: int = 256) -> dict[str, int]:
+    """Read JSONL requests, write each object back with the prediction fields added, in input order."""
+    counts = {"lines": 0, "errors": 0}
+    pending: list[tuple[dict[str, Any], str | None]] = []
+
+    def flush() -> None:
+        texts = [obj["text"] for obj, err in pending if err is None]
+        preds = iter(predictor.predict(texts))
+        for obj, err in pending:
+            result = {"error": err} if err is not None else next(preds)
+            counts["lines"] += 1
+            counts["errors"] += "error" in result
+            out.write(json.dumps({**obj, **result}, ensure_ascii=False) + "\n")
+        pending.clear()
+
+    for item in read_requests(lines, source):
+        pending.append(item)
+        if len(pending) >= chunk:
+            flush()
+    if pending:
+        flush()
+    out.flush()
+    return counts
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return math.nan
+    k = min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))
+    return ordered[k]

