@@ -18,8 +18,6 @@ from trajet.labels import ID2LABEL, LABEL2ID, LABELS
 from trajet.phrases import bio_to_spans, tokenize
 
 # The service wires two other stages together; until both are merged this file has nothing real to test.
-pytest.importorskip("trajet.predict", reason="needs trajet.predict (prediction core)")
-pytest.importorskip("trajet.registry", reason="needs trajet.registry (model registry)")
 
 TEXT = "Je veux aller de Paris à Lyon en passant par Dijon"
 CORPUS = [
