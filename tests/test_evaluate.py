@@ -80,7 +80,8 @@ def test_no_trip_sentences_and_groups():
     ]
     rep = evaluate_predictions(gold, pred)
     assert rep["no_trip"] == {"n": 2, "clean": 0.5}
-    assert rep["groups"]["negative"] == {"n": 2, "micro_f1": 0.0, "exact_match": 0.5}
+    # no gold entity in the group: its score is the share of its sentences left clean, not a 0/1 "F1"
+    assert rep["groups"]["negative"] == {"n": 2, "micro_f1": 0.5, "exact_match": 0.5}
     assert rep["groups"]["order"]["n"] == 2
     assert rep["groups"]["order"]["micro_f1"] == pytest.approx(0.5)  # 2 TP of 4 predicted, 4 gold
     assert rep["groups"]["order"]["exact_match"] == 0.5

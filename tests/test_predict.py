@@ -52,11 +52,22 @@ def test_errors_for_empty_and_over_long_text(predictor):
     long_words = " ".join(["Paris"] * 200)
     results = predictor.predict(["", "   ", long_words, "x" * (MAX_CHARS + 1), "de Paris à Lyon"])
     assert results[0] == {"error": "empty text"} and results[1] == {"error": "empty text"}
-    assert results[2]["error"].startswith("text too long:") and "sub-word tokens (max 48)" in results[2]["error"]
+    # the limit is what the model can read (64 positions for the tiny base), not the training max_length (48)
+    assert results[2]["error"].startswith("text too long:") and "sub-word tokens (max 64)" in results[2]["error"]
     assert results[3]["error"].startswith(f"text too long: {MAX_CHARS + 1} characters")
     assert "entities" in results[4]
     # evaluation path: unreadable texts predict nothing instead of failing the whole batch
     assert predictor.predict_entities(["", long_words])[0] == []
+
+
+def test_text_longer_than_training_max_length_is_tagged(predictor):
+    """A long request must not lose its entities because training batches were cut at max_length."""
+    filler = " ".join(["demain"] * 50)
+    text = f"Je veux aller de Paris à Lyon {filler}"
+    n = len(predictor.tokenizer(text.split(), is_split_into_words=True)["input_ids"])
+    assert 48 < n <= 64
+    result = predictor.predict([text])[0]
+    assert "error" not in result and "entities" in result
 
 
 def test_batched_equals_one_by_one(predictor, tiny):

@@ -115,10 +115,13 @@ def evaluate_predictions(gold: Sequence[Phrase], predicted: Sequence[Sequence[En
         g = [e for i in idx for e in by_gold[i]]
         pr = [e for i in idx for e in by_pred[i]]
         tp = len(set(g) & set(pr))
+        exact = sum(1 for i in idx if by_gold[i] == by_pred[i]) / len(idx)
+        # F1 is undefined for a group without gold entities (a no-trip group): one stray entity in any of
+        # its sentences would turn a 0/1 "F1" to 0. Its score is the share of its sentences left clean.
         report["groups"][group] = {
             "n": len(idx),
-            "micro_f1": _prf(tp, len(pr), len(g))["f1"],
-            "exact_match": sum(1 for i in idx if by_gold[i] == by_pred[i]) / len(idx),
+            "micro_f1": _prf(tp, len(pr), len(g))["f1"] if g else exact,
+            "exact_match": exact,
         }
     return report
 

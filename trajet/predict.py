@@ -16,7 +16,6 @@ from typing import Any, TextIO
 
 from trajet.errors import TrajetError
 from trajet.phrases import Entity, Token, bio_to_spans, tokenize, trip_fields
-from trajet.train import read_training_info
 
 MAX_CHARS = 2000  # longer than any travel request; refusing early keeps a pathological line cheap
 
@@ -27,6 +26,24 @@ class _Prepared:
     tokens: list[Token]
     input_ids: list[int]
     word_ids: list[int | None]
+
+
+def model_capacity(model: Any, tokenizer: Any) -> int:
+    """The longest input, in sub-words, that the model can read.
+
+    Not the training `max_length`: that only bounds the training batches' cost. A long real request (dates,
+    passengers, classes) read by a model trained on shorter ones is still tagged well; refusing it would
+    lose every entity of the sentence. RoBERTa/CamemBERT positions start after the pad id, hence the offset.
+    """
+    limits = [512]
+    positions = getattr(model.config, "max_position_embeddings", None)
+    if positions:
+        offset = (model.config.pad_token_id or 0) + 1 if model.config.model_type in ("camembert", "roberta") else 0
+        limits.append(int(positions) - offset)
+    tok_max = getattr(tokenizer, "model_max_length", None)
+    if tok_max and tok_max < 1_000_000:
+        limits.append(int(tok_max))
+    return min(limits)
 
 
 class Predictor:
@@ -58,9 +75,7 @@ class Predictor:
         except (OSError, ValueError) as exc:
             raise TrajetError(f"cannot load model from {model_dir}: {exc}") from None
         model.eval()
-        info = read_training_info(model_dir)
-        max_length = int(info.get("config", {}).get("max_length") or min(tokenizer.model_max_length, 512))
-        return cls(model, tokenizer, max_length=max_length, batch_size=batch_size)
+        return cls(model, tokenizer, max_length=model_capacity(model, tokenizer), batch_size=batch_size)
 
     # -------------------------------------------------------------------------------- core
 

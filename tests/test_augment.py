@@ -1,0 +1,74 @@
+import random
+
+import pytest
+
+from tests.train_fixtures import make_phrases, trained_tiny
+from trajet.augment import CUES, AugmentedPhrases, augment_words, rare_context_words
+from trajet.labels import LABEL2ID
+from trajet.phrases import parse_markup
+from trajet.train import encode_phrases
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory):
+    return trained_tiny(tmp_path_factory.mktemp("tiny"))
+
+
+def _corpus():
+    common = [parse_markup(f"Je veux aller de [Paris|D] à [Lyon|A] demain matin {i}") for i in range(30)]
+    rare = [
+        parse_markup("Un billet de [Brest|D] à [Rennes|A] avec mon vélo et une poussette"),
+        parse_markup("J'ai oublié mon parapluie à Nantes"),
+    ]
+    return common + rare
+
+
+def test_rare_words_are_context_words_only():
+    frequent, pool = rare_context_words(_corpus(), keep=5)
+    assert {"veux", "aller", "demain", "matin"} <= frequent
+    assert CUES <= frequent  # trip cues are always kept, however rare
+    assert "poussette" in pool and "parapluie" in pool and "vélo" in pool
+    # places, tagged or not, are not context words to splice from when tagged
+    assert "brest" not in pool and "rennes" not in pool and "paris" not in pool
+
+
+def test_augmentation_changes_only_rare_o_words():
+    phrases = _corpus()
+    frequent, pool = rare_context_words(phrases, keep=5)
+    phrase = phrases[-2]
+    tokens, tags = phrase.tokens_and_tags()
+    words = [t.text for t in tokens]
+    rng = random.Random(0)
+    changed_positions = set()
+    for _ in range(50):
+        out = augment_words(rng, words, tags, frequent, pool)
+        assert len(out) == len(words)
+        for i, (before, after) in enumerate(zip(words, out, strict=True)):
+            if before != after:
+                changed_positions.add(i)
+                assert tags[i] == "O" and before.lower() not in frequent
+    assert changed_positions  # some rare words were replaced
+    changed_words = {words[i] for i in changed_positions}
+    assert changed_words <= {"billet", "avec", "mon", "vélo", "une", "poussette"}
+    assert "Brest" not in changed_words and "Rennes" not in changed_words
+
+
+def test_dataset_keeps_labels_and_plain_items(tiny):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny["base"]))
+    phrases = make_phrases(60, seed=5)
+    plain = encode_phrases(phrases, tokenizer, 48)
+    assert [AugmentedPhrases(phrases, tokenizer, 48, prob=0.0, seed=1)[i] for i in range(60)] == plain
+
+    ds = AugmentedPhrases(phrases, tokenizer, 48, prob=1.0, seed=1)
+    # these 9 templates have fewer context words than KEEP_MOST_FREQUENT: keep only the 5 most frequent
+    ds.frequent, ds.pool = rare_context_words(phrases, keep=5)
+    differing = 0
+    for i, phrase in enumerate(phrases):
+        item = ds[i]
+        _, tags = phrase.tokens_and_tags()
+        # one label per word, on its first sub-token, whatever the pseudo-words' pieces
+        assert [x for x in item["labels"] if x != -100] == [LABEL2ID[t] for t in tags]
+        differing += item["input_ids"] != plain[i]["input_ids"]
+    assert differing > 0

@@ -1,0 +1,117 @@
+"""Training-time augmentation: rare context words are swapped for unseen pseudo-words, epoch after epoch.
+
+Why: the generator writes its sentences with about 2,000 distinct context words but thousands of place
+names, so a small encoder trained from scratch learns a shortcut, "a word I have not seen is a place", and
+tags `bagage`, `couchettes` or `kel` in real requests. Replacing rare context words (never the trip cues:
+`de`, `via`, `escale`, ... are among the frequent ones, and those are kept) by pseudo-words that it has never
+seen forces the decision onto the sentence's structure, which is what carries over to hand-written French.
+The tags do not change: a replaced word is an `O` word and stays `O`. Places are never touched, so the
+held-out test places stay unseen.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+from trajet.phrases import Phrase
+
+KEEP_MOST_FREQUENT = 200  # the cue words (de, à, via, vers, depuis, correspondance, escale...) rank below this
+WORD_PROB = 0.35  # share of the rare context words of an augmented sentence that are replaced
+# Trip cues that must keep their form even if a future corpus makes them rare.
+CUES = frozenset(
+    "de du des à au aux en par pour vers via depuis entre et jusqu jusqu' passant partant partir aller arrivée "
+    "arrivee départ depart destination direction escale étape etape arrêt arret changement correspondance "
+    "correspondances retour gare chez".split()
+)
+
+
+def _is_word(text: str) -> bool:
+    return len(text) >= 3 and text.replace("-", "").replace("'", "").isalpha()
+
+
+def rare_context_words(phrases: Sequence[Phrase], keep: int = KEEP_MOST_FREQUENT) -> tuple[frozenset[str], list[str]]:
+    """(the frequent context words to keep, the rare ones to splice pseudo-words from), lower-cased."""
+    counts: Counter[str] = Counter()
+    for phrase in phrases:
+        tokens, tags = phrase.tokens_and_tags()
+        for token, tag in zip(tokens, tags, strict=True):
+            if tag == "O" and _is_word(token.text):
+                counts[token.text.lower()] += 1
+    frequent = frozenset(w for w, _ in counts.most_common(keep)) | CUES
+    rare = sorted(w for w in counts if w not in frequent)
+    return frequent, rare
+
+
+def pseudo_word(rng: random.Random, pool: Sequence[str]) -> str:
+    """The head of one rare word joined to the tail of another: French-looking, and almost never a real word."""
+    a, b = rng.choice(pool), rng.choice(pool)
+    cut_a = rng.randint(1, max(1, len(a) - 1))
+    cut_b = rng.randint(1, max(1, len(b) - 1))
+    word = a[:cut_a] + b[cut_b:]
+    return word if len(word) >= 3 else word + b[:2]
+
+
+def _like(template: str, word: str) -> str:
+    if template.isupper():
+        return word.upper()
+    if template[:1].isupper():
+        return word[:1].upper() + word[1:]
+    return word
+
+
+def augment_words(
+    rng: random.Random, words: Sequence[str], tags: Sequence[str], frequent: frozenset[str], pool: Sequence[str]
+) -> list[str]:
+    """Rare `O` words replaced by pseudo-words with probability WORD_PROB; tags are unchanged."""
+    out = list(words)
+    if not pool:
+        return out
+    for i, (word, tag) in enumerate(zip(words, tags, strict=True)):
+        if tag == "O" and _is_word(word) and word.lower() not in frequent and rng.random() < WORD_PROB:
+            out[i] = _like(word, pseudo_word(rng, pool))
+    return out
+
+
+def encode_words(words: Sequence[str], tags: Sequence[str], tokenizer: Any, max_length: int) -> dict[str, list[int]]:
+    """Sub-token features; the word's tag id on its first sub-token, -100 on the rest and on specials."""
+    from trajet.labels import LABEL2ID
+
+    enc = tokenizer(list(words), is_split_into_words=True, truncation=True, max_length=max_length)
+    labels, previous = [], None
+    for wid in enc.word_ids():
+        labels.append(-100 if wid is None or wid == previous else LABEL2ID[tags[wid]])
+        previous = wid
+    return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"], "labels": labels}
+
+
+class AugmentedPhrases:
+    """A map-style dataset: each access re-draws the augmentation of a share `prob` of the sentences.
+
+    The un-augmented encoding of every sentence is kept, so `prob=0` is exactly the plain dataset.
+    """
+
+    def __init__(self, phrases: Sequence[Phrase], tokenizer: Any, max_length: int, *, prob: float, seed: int) -> None:
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+        self.prob = prob
+        self.rng = random.Random(seed)
+        self.frequent, self.pool = rare_context_words(phrases)
+        self.items: list[tuple[list[str], list[str]]] = []
+        self.plain: list[dict[str, list[int]]] = []
+        for phrase in phrases:
+            tokens, tags = phrase.tokens_and_tags()
+            words = [t.text for t in tokens]
+            self.items.append((words, tags))
+            self.plain.append(encode_words(words, tags, tokenizer, max_length))
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> dict[str, list[int]]:
+        if self.prob <= 0 or self.rng.random() >= self.prob:
+            return self.plain[index]
+        words, tags = self.items[index]
+        return encode_words(augment_words(self.rng, words, tags, self.frequent, self.pool), tags, self.tokenizer, self.max_length)
