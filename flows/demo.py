@@ -90,9 +90,8 @@ def _comparison_table(title: str, rows: list[dict[str, Any]]) -> Table:
 
 
 def _night(console: Console, result: DemoResult, label: str, state: Any, started: float) -> dict[str, Any] | None:
-    from trajet.gate import GateDecision
-
     from flows.retrain import comparison_rows
+    from trajet.gate import GateDecision
 
     seconds = time.perf_counter() - started
     if state.is_failed():
@@ -121,9 +120,8 @@ def run_demo(
     from flows.ingest import ingest_flow
     from flows.retrain import nightly_retrain
     from trajet import config, registry, store
-    from trajet.generate import write_dataset
-
     from trajet.gate import GateConfig
+    from trajet.generate import write_dataset
 
     home = config.home()
     result = DemoResult()

