@@ -418,3 +418,13 @@ def test_s3_inbox_skips_ingested_objects(moto_endpoint, sqlite_engine, monkeypat
     assert count(sqlite_engine, store.PhraseRow) == 6
     with pytest.raises(TrajetError, match="cannot list the inbox"):
         ingest_source("s3://no-such-bucket-here/x", engine=sqlite_engine)
+
+
+def test_entities_json_is_json_dumps():
+    import json
+
+    from trajet.ingest import entities_json
+
+    spans = [{"start": 0, "end": 5, "label": "DEPART"}, {"start": 8, "end": 12, "label": "VIA"}]
+    assert entities_json(spans) == json.dumps(spans)
+    assert entities_json([]) == json.dumps([])
