@@ -201,15 +201,20 @@ def max_length_of(model_dir: Path, tokenizer: Any) -> int:
 
 
 BACKENDS = ("torch", "onnx")
-BACKEND_HELP = (
+BACKEND_HELP = (  # "\\[" keeps rich (typer's help renderer) from reading [onnx] as markup
     "Inference backend: torch (default) or onnx (ONNX Runtime, int8 weights: faster on CPU; the model is "
-    "exported once and cached by the sha256 of its weights; needs pip install 'trajet[onnx]')."
+    "exported once and cached by the sha256 of its weights; needs pip install 'trajet\\[onnx]')."
 )
 
 
 def check_backend(backend: str) -> str:
+    """A known backend whose runtime is installed, or a one-line error (before any model is pulled or loaded)."""
     if backend not in BACKENDS:
         raise TrajetError(f"unknown backend {backend!r}: choose {' or '.join(BACKENDS)}")
+    if backend == "onnx":
+        from trajet.onnx_runtime import require
+
+        require("onnxruntime")
     return backend
 
 
