@@ -24,9 +24,10 @@ fused AdamW (`--fused-adamw`), batch 64 with the learning rate scaled by the squ
 reference's 5e-5 at 16 (`--batch-size`, `--lr`), TF32 matmuls (`--tf32`), DataLoader workers and pinned
 memory (`--workers`, `--pin-memory`), and `torch.compile` (`--compile`, off by default).
 
-`--compare` first runs the reference-like baseline (fp32, batch 16, lr 5e-5, padding to 128, no grouping,
-unfused AdamW, no TF32) for `--compare-steps` steps, then the full run, and reports the full run's speed as a
-ratio to that baseline, measured in the same process on the same GPU.
+`--compare` first runs the reference-like baseline (fp32, batch 16, lr 5e-5, padding to 128 -- or to the
+batch's longest with `--baseline-padding dynamic` --, random batches, unfused AdamW, no TF32, no workers) for
+`--compare-warmup` + `--compare-steps` steps, then the full run, and reports the full run's speed as a ratio to
+that baseline (timed after its warm-up), measured in the same process on the same GPU.
 
     python bench/gpu_train.py --compare --out $OUT/gpu_train.json      # what bench/gpu_run.sh runs
     python bench/gpu_train.py --no-bf16 --no-fused-adamw              # measure one feature's effect
@@ -244,7 +245,8 @@ def build_optimizer(model: Any, lr: float, weight_decay: float, fused: bool) -> 
             continue
         (no_decay if param.ndim < 2 or "LayerNorm" in name or name.endswith(".bias") else decay).append(param)
     groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=lr, fused=True) if fused else torch.optim.AdamW(groups, lr=lr, foreach=False)
+    # unfused = torch's default implementation (foreach on CUDA), what HF's `adamw_torch` used before fused
+    return torch.optim.AdamW(groups, lr=lr, fused=True) if fused else torch.optim.AdamW(groups, lr=lr)
 
 
 def linear_schedule(optimizer: Any, warmup: int, total: int) -> Any:
@@ -263,13 +265,15 @@ def set_tf32(enabled: bool) -> None:
 
     if not torch.cuda.is_available():
         return
-    matmul = torch.backends.cuda.matmul
-    if hasattr(matmul, "fp32_precision"):  # torch >= 2.9
+    matmul, cudnn = torch.backends.cuda.matmul, torch.backends.cudnn
+    if hasattr(matmul, "fp32_precision"):  # torch >= 2.9: allow_tf32 is deprecated there
         matmul.fp32_precision = "tf32" if enabled else "ieee"
-        torch.backends.cudnn.fp32_precision = "tf32" if enabled else "ieee"
     else:  # pragma: no cover - older torch
-        torch.backends.cuda.matmul.allow_tf32 = enabled
-        torch.backends.cudnn.allow_tf32 = enabled
+        matmul.allow_tf32 = enabled
+    if hasattr(cudnn, "fp32_precision"):
+        cudnn.fp32_precision = "tf32" if enabled else "ieee"
+    else:  # pragma: no cover - older torch
+        cudnn.allow_tf32 = enabled
 
 
 def sync(device: Any) -> None:
@@ -556,6 +560,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help="First run the reference-like baseline for --compare-steps steps; report speed ratios.")
     p.add_argument("--compare-steps", type=int, default=120, help="Baseline steps timed (after the warm-up).")
     p.add_argument("--compare-warmup", type=int, default=10, help="Baseline steps run before timing.")
+    p.add_argument("--baseline-padding", choices=("max", "dynamic"), default="max",
+                   help="Baseline padding: to --max-length (classic padding='max_length' recipe; default) or to the "
+                   "batch's longest (HF's DataCollatorForTokenClassification).")
     p.add_argument("--tiny", action="store_true",
                    help="CPU smoke size: hidden 64, 2 layers, 1,200 phrases, 40 steps, eval every 10.")
     p.add_argument("--out", type=Path, default=None, help="JSON results (default: $OUT/gpu_train.json when $OUT is set).")
@@ -602,10 +609,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     if args.compare:
         base = RunConfig(name="baseline (reference-like)", batch_size=REFERENCE_BATCH, lr=REFERENCE_LR, bf16=False,
-                         dynamic_padding=False, group_by_length=False, fused_adamw=False, tf32=False, compile=False,
+                         dynamic_padding=args.baseline_padding == "dynamic", group_by_length=False, fused_adamw=False, tf32=False, compile=False,
                          workers=0, pin_memory=False, max_steps=args.compare_warmup + args.compare_steps,
                          eval_every=None)
-        console.print(f"[bold]baseline[/]: fp32, batch 16, lr 5e-5, pad to {args.max_length}, no grouping, "
+        padding = "dynamic padding" if base.dynamic_padding else f"pad to {args.max_length}"
+        console.print(f"[bold]baseline[/]: fp32, batch 16, lr 5e-5, {padding}, no grouping, "
                       f"unfused AdamW, {args.compare_warmup} + {base.max_steps - args.compare_warmup} steps")
         results["baseline"] = train_run(base, data, args, device, console)
         probe = results["baseline"]["probe"]
