@@ -84,16 +84,19 @@ def word_labels(predictor: Any, texts: Sequence[str]) -> list[list[str]]:
     return out
 
 
-def build_base_sized(model_dir: Path, work_dir: Path, vocab: int | None) -> Path:
-    """camembert-base dimensions, random weights (seed 0), the tokenizer of `model_dir`; built once."""
+def build_base_sized(tokenizer_dir: Path, work_dir: Path, vocab: int | None) -> Path:
+    """camembert-base dimensions, random weights (seed 0), the tokenizer of `tokenizer_dir`; built once."""
+    import hashlib
+
     import torch
     from transformers import AutoTokenizer, CamembertConfig, CamembertForTokenClassification
 
     from trajet.labels import ID2LABEL, LABEL2ID, LABELS
 
-    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
     size = vocab or len(tokenizer)
-    out = work_dir / f"camembert-base-random-v{size}"
+    tok_key = hashlib.sha256((tokenizer_dir / "tokenizer.json").read_bytes()).hexdigest()[:8]
+    out = work_dir / f"camembert-base-random-v{size}-{tok_key}"
     if (out / "model.safetensors").is_file():
         return out
     if size < len(tokenizer):
@@ -116,6 +119,7 @@ def build_base_sized(model_dir: Path, work_dir: Path, vocab: int | None) -> Path
 def run_model(name: str, model_dir: Path, challenge: list, args: argparse.Namespace, *, trained: bool,
               n_batched: int, n_single: int) -> dict[str, Any]:
     from trajet.evaluate import evaluate_predictions
+    from trajet.phrases import tokenize
 
     print(f"[{name}] loading {model_dir}", flush=True)
     predictors = load_backends(model_dir, args.work_dir / "onnx-cache", args.batch_size)
@@ -146,8 +150,11 @@ def run_model(name: str, model_dir: Path, challenge: list, args: argparse.Namesp
         if trained:
             row["delta_micro_f1"] = row["micro_f1"] - base["micro_f1"]
     meta = predictors["onnx int8"].files.meta
+    tokenizer = predictors["torch fp32"].tokenizer
+    lengths = [len(tokenizer([t.text for t in tokenize(x)], is_split_into_words=True)["input_ids"]) for x in texts]
     return {"model": str(model_dir), "backends": rows, "onnx_bytes": meta.get("bytes"),
-            "export_seconds": meta.get("total_seconds")}
+            "export_seconds": meta.get("total_seconds"), "vocab": len(tokenizer),
+            "mean_subtokens": sum(lengths) / len(lengths)}
 
 
 def markdown(title: str, result: dict[str, Any], trained: bool) -> str:
@@ -176,6 +183,9 @@ def main() -> None:
     parser.add_argument("--skip-base", action="store_true", help="Only (a), the trained model.")
     parser.add_argument("--base-vocab", type=int, default=None,
                         help="(b) vocabulary size (default: the tokenizer's; e.g. 32000 for camembert-base's).")
+    parser.add_argument("--base-tokenizer", type=Path, default=None,
+                        help="(b) directory whose tokenizer to use (default: --model's); e.g. a mini base built "
+                        "by `trajet base build-mini`, when --model is a tiny model with an 800-piece vocabulary.")
     parser.add_argument("--base-n-batched", type=int, default=64, help="(b) sentences per throughput pass.")
     parser.add_argument("--base-n-single", type=int, default=30, help="(b) single-sentence calls.")
     parser.add_argument("--base-repeats", type=int, default=1)
@@ -199,18 +209,21 @@ def main() -> None:
     results["onnxruntime"] = onnxruntime.__version__
     results["trained"] = run_model("a: trained model", args.model, challenge, args, trained=True,
                                    n_batched=args.n_batched, n_single=args.n_single)
-    tables = [markdown(f"(a) {args.model} on 1 CPU thread, challenge set ({len(challenge)} sentences)",
+    trained = results["trained"]
+    tables = [markdown(f"(a) {args.model} (vocab {trained['vocab']}, {trained['mean_subtokens']:.1f} sub-tokens per "
+                       f"sentence) on 1 CPU thread, challenge set ({len(challenge)} sentences)",
                        results["trained"], trained=True)]
     if not args.skip_base:
-        base_dir = build_base_sized(args.model, args.work_dir, args.base_vocab)
+        base_dir = build_base_sized(args.base_tokenizer or args.model, args.work_dir, args.base_vocab)
         saved_repeats, args.repeats = args.repeats, args.base_repeats
         results["base_sized"] = run_model("b: camembert-base-sized, random init", base_dir, challenge, args,
                                           trained=False, n_batched=args.base_n_batched,
                                           n_single=args.base_n_single)
         args.repeats = saved_repeats
         tables.append(markdown(
-            f"(b) camembert-base-sized (12x768, random init, vocab {base_dir.name.rsplit('-v', 1)[1]}) on 1 CPU "
-            f"thread, {args.base_n_batched} challenge sentences batched, {args.base_n_single} single",
+            f"(b) camembert-base-sized (12x768, random init, vocab {results['base_sized']['vocab']}, "
+            f"{results['base_sized']['mean_subtokens']:.1f} sub-tokens per sentence) on 1 CPU thread, "
+            f"{args.base_n_batched} challenge sentences batched, {args.base_n_single} single",
             results["base_sized"], trained=False))
     results["seconds"] = round(time.perf_counter() - started, 1)
     print()
