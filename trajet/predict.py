@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from trajet.backends import BACKEND_HELP, BACKENDS, check_backend  # noqa: F401 (re-exported)
 from trajet.errors import TrajetError
 from trajet.phrases import Entity, Token, bio_to_spans, tokenize, trip_fields
 from trajet.train import read_training_info
@@ -198,24 +199,6 @@ def max_length_of(model_dir: Path, tokenizer: Any) -> int:
     """The max length the model was trained with (trajet_training.json), else the tokenizer's (<= 512)."""
     info = read_training_info(model_dir)
     return int(info.get("config", {}).get("max_length") or min(tokenizer.model_max_length, 512))
-
-
-BACKENDS = ("torch", "onnx")
-BACKEND_HELP = (  # "\\[" keeps rich (typer's help renderer) from reading [onnx] as markup
-    "Inference backend: torch (default) or onnx (ONNX Runtime, int8 weights: faster on CPU; the model is "
-    "exported once and cached by the sha256 of its weights; needs pip install 'trajet\\[onnx]')."
-)
-
-
-def check_backend(backend: str) -> str:
-    """A known backend whose runtime is installed, or a one-line error (before any model is pulled or loaded)."""
-    if backend not in BACKENDS:
-        raise TrajetError(f"unknown backend {backend!r}: choose {' or '.join(BACKENDS)}")
-    if backend == "onnx":
-        from trajet.onnx_runtime import require
-
-        require("onnxruntime")
-    return backend
 
 
 def load_predictor(model_dir: Path, *, backend: str = "torch", batch_size: int = 32, num_threads: int = 0) -> Predictor:

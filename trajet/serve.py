@@ -192,7 +192,7 @@ class ModelService:
         backend: str = "torch",
         threads: int = 0,
     ) -> None:
-        from trajet.predict import check_backend
+        from trajet.backends import check_backend
 
         if poll_interval <= 0:
             raise TrajetError(f"poll interval must be positive, got {poll_interval}")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from trajet.predict import BACKEND_HELP
+from trajet.backends import BACKEND_HELP
 
 
 def serve(
@@ -47,8 +47,8 @@ def serve(
 
     from rich.console import Console
 
+    from trajet.backends import check_backend
     from trajet.errors import TrajetError
-    from trajet.predict import check_backend
     from trajet.serve import Limits, ModelService, run_server
 
     for name, value in (("--max-text-chars", max_text_chars), ("--max-texts", max_texts),

@@ -12,8 +12,8 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from trajet.backends import BACKEND_HELP
 from trajet.errors import TrajetError
-from trajet.predict import BACKEND_HELP
 
 console = Console(stderr=True)
 
