@@ -358,7 +358,7 @@ def train_run(cfg: RunConfig, data: dict[str, Any], args: argparse.Namespace, de
     rows: list[dict[str, Any]] = []
     best: dict[str, Any] = {"f1": -1.0, "step": 0, "state": None, "metrics": None}
     bad_evals, step, samples, tokens, padded = 0, 0, 0, 0, 0
-    eval_seconds, stopped_by = 0.0, "max_steps" if cfg.max_steps else "epochs"
+    eval_seconds, stopped_by = 0.0, None
     loss_sum = torch.zeros((), device=device)
     loss_n = 0
     probe_start, probe_samples = None, 0  # speed probe: timing starts after the warm-up steps
@@ -429,6 +429,8 @@ def train_run(cfg: RunConfig, data: dict[str, Any], args: argparse.Namespace, de
                 break
     sync(device)
     wall = time.perf_counter() - started
+    if stopped_by is None:
+        stopped_by = "max_steps" if cfg.max_steps or (args.max_steps and step >= args.max_steps) else "epochs"
     train_seconds = wall - eval_seconds
     result: dict[str, Any] = {
         "config": cfg.__dict__,

@@ -118,7 +118,7 @@ def test_tiny_run_end_to_end(tiny_run):
     assert steps == sorted(steps) and steps[0] == 10
     es = full["early_stopping"]
     assert {"patience", "stopped_by", "evals_without_improvement", "best_step", "best_val_macro_f1"} <= set(es)
-    assert es["patience"] == 3 and es["stopped_by"] in {"early_stopping", "epochs", "time_budget"}
+    assert es["patience"] == 3 and es["stopped_by"] in {"early_stopping", "epochs", "max_steps", "time_budget"}
     assert es["best_step"] in steps
     for key in ("micro_f1", "macro_f1", "exact_match"):
         assert 0.0 <= full["test"][key] <= 1.0
