@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from trajet.backends import BACKEND_HELP, BACKENDS, check_backend  # noqa: F401 (re-exported)
 from trajet.errors import TrajetError
 from trajet.phrases import Entity, Token, bio_to_spans, tokenize, trip_fields
 
@@ -28,54 +29,42 @@ class _Prepared:
     word_ids: list[int | None]
 
 
-def model_capacity(model: Any, tokenizer: Any) -> int:
-    """The longest input, in sub-words, that the model can read.
-
-    Not the training `max_length`: that only bounds the training batches' cost. A long real request (dates,
-    passengers, classes) read by a model trained on shorter ones is still tagged well; refusing it would
-    lose every entity of the sentence. RoBERTa/CamemBERT positions start after the pad id, hence the offset.
-    """
-    limits = [512]
-    positions = getattr(model.config, "max_position_embeddings", None)
-    if positions:
-        offset = (model.config.pad_token_id or 0) + 1 if model.config.model_type in ("camembert", "roberta") else 0
-        limits.append(int(positions) - offset)
-    tok_max = getattr(tokenizer, "model_max_length", None)
-    if tok_max and tok_max < 1_000_000:
-        limits.append(int(tok_max))
-    return min(limits)
-
-
 class Predictor:
     """A loaded token classifier plus its tokenizer; `load` once, then `predict` many batches."""
 
-    def __init__(self, model: Any, tokenizer: Any, *, max_length: int, batch_size: int = 32) -> None:
+    backend = "torch"
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        *,
+        max_length: int,
+        batch_size: int = 32,
+        id2label: Mapping[int | str, str] | None = None,
+    ) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.max_length = max_length
         self.batch_size = batch_size
-        self.id2label = {int(k): v for k, v in model.config.id2label.items()}
+        labels = id2label if id2label is not None else model.config.id2label
+        self.id2label = {int(k): v for k, v in labels.items()}
 
     @classmethod
     def load(cls, model_dir: Path, *, batch_size: int = 32, num_threads: int = 0) -> Predictor:
         import torch
-        from transformers import AutoModelForTokenClassification, AutoTokenizer
-        from transformers.utils import logging as hf_logging
+        from transformers import AutoModelForTokenClassification
 
-        hf_logging.set_verbosity_error()
-        hf_logging.disable_progress_bar()
-        model_dir = Path(model_dir)
-        if not (model_dir / "config.json").is_file():
-            raise TrajetError(f"{model_dir} is not a model directory (no config.json)")
+        model_dir = check_model_dir(model_dir)
         if num_threads > 0:
             torch.set_num_threads(num_threads)
+        tokenizer = load_tokenizer(model_dir)
         try:
-            tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
             model = AutoModelForTokenClassification.from_pretrained(str(model_dir))
         except (OSError, ValueError) as exc:
             raise TrajetError(f"cannot load model from {model_dir}: {exc}") from None
         model.eval()
-        return cls(model, tokenizer, max_length=model_capacity(model, tokenizer), batch_size=batch_size)
+        return cls(model, tokenizer, max_length=max_length_of(model_dir, tokenizer), batch_size=batch_size)
 
     # -------------------------------------------------------------------------------- core
 
@@ -96,7 +85,8 @@ class Predictor:
             return f"text too long: {n} sub-word tokens (max {self.max_length})"
         return _Prepared(index, tokens, list(enc["input_ids"]), list(enc.word_ids()))
 
-    def _tag_batch(self, batch: Sequence[_Prepared]) -> list[tuple[list[str], list[float]]]:
+    def _encode_batch(self, batch: Sequence[_Prepared]) -> tuple[Any, Any]:
+        """(input_ids, attention_mask) as int64 tensors, padded to the longest text of the batch."""
         import torch
 
         width = max(len(p.input_ids) for p in batch)
@@ -106,8 +96,18 @@ class Predictor:
         for row, p in enumerate(batch):
             ids[row, : len(p.input_ids)] = torch.tensor(p.input_ids)
             mask[row, : len(p.input_ids)] = 1
+        return ids, mask
+
+    def _logits(self, ids: Any, mask: Any) -> Any:
+        """(batch, length, labels) logits as a torch tensor: the one step a backend replaces."""
+        return self.model(input_ids=ids, attention_mask=mask).logits
+
+    def _tag_batch(self, batch: Sequence[_Prepared]) -> list[tuple[list[str], list[float]]]:
+        import torch
+
+        ids, mask = self._encode_batch(batch)
         with torch.inference_mode():
-            logits = self.model(input_ids=ids, attention_mask=mask).logits
+            logits = self._logits(ids, mask)
             probs = torch.softmax(logits.float(), dim=-1)
             best_p, best_id = probs.max(dim=-1)
         out = []
@@ -173,6 +173,56 @@ class Predictor:
                 index, tokens, tags, _ = item
                 out[index] = bio_to_spans(tokens, tags, strict=False)
         return out
+
+
+def check_model_dir(model_dir: Path) -> Path:
+    model_dir = Path(model_dir)
+    if not (model_dir / "config.json").is_file():
+        raise TrajetError(f"{model_dir} is not a model directory (no config.json)")
+    return model_dir
+
+
+def load_tokenizer(model_dir: Path) -> Any:
+    from transformers import AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        return AutoTokenizer.from_pretrained(str(model_dir))
+    except (OSError, ValueError) as exc:
+        raise TrajetError(f"cannot load model from {model_dir}: {exc}") from None
+
+
+def max_length_of(model_dir: Path, tokenizer: Any) -> int:
+    """The longest input, in sub-words, that the model can read (its position embeddings), at most 512.
+
+    Not the training `max_length`: that only bounds the cost of training batches. A long real request (dates,
+    passengers, classes) read by a model trained on shorter ones is still tagged well; refusing it would lose
+    every entity of the sentence. RoBERTa/CamemBERT positions start after the pad id, hence the offset.
+    """
+    limits = [512]
+    try:
+        cfg = json.loads((Path(model_dir) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        cfg = {}
+    positions = cfg.get("max_position_embeddings") if isinstance(cfg, dict) else None
+    if isinstance(positions, int) and positions > 0:
+        offset = (cfg.get("pad_token_id") or 0) + 1 if cfg.get("model_type") in ("camembert", "roberta") else 0
+        limits.append(positions - offset)
+    tok_max = getattr(tokenizer, "model_max_length", None)
+    if isinstance(tok_max, int) and 0 < tok_max < 1_000_000:
+        limits.append(tok_max)
+    return min(limits)
+
+
+def load_predictor(model_dir: Path, *, backend: str = "torch", batch_size: int = 32, num_threads: int = 0) -> Predictor:
+    """A Predictor for `backend`: `torch` (the model as trained) or `onnx` (ONNX Runtime, dynamic int8)."""
+    if check_backend(backend) == "onnx":
+        from trajet.onnx_runtime import OnnxPredictor
+
+        return OnnxPredictor.load(model_dir, batch_size=batch_size, num_threads=num_threads)
+    return Predictor.load(model_dir, batch_size=batch_size, num_threads=num_threads)
 
 
 # ---------------------------------------------------------------------------------- CLI helpers

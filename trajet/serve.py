@@ -189,9 +189,15 @@ class ModelService:
         poll_interval: float = 30.0,
         retry_interval: float = 300.0,
         batch_texts: int = 64,
+        backend: str = "torch",
+        threads: int = 0,
     ) -> None:
+        from trajet.backends import check_backend
+
         if poll_interval <= 0:
             raise TrajetError(f"poll interval must be positive, got {poll_interval}")
+        self.backend = check_backend(backend)  # every model this service loads, hot-swapped ones too
+        self.threads = max(0, threads)
         self.model_ref = model_ref
         self.registry_uri = registry_uri or config.registry_uri()
         self.cache_dir = (cache_dir or config.home() / "serve" / "models").resolve()
@@ -257,11 +263,14 @@ class ModelService:
 
     # ------------------------------------------------------------------ loading
 
-    def _load_directory(self, model_dir: Path) -> LoadedModel:
-        from trajet.predict import Predictor
+    def _load_predictor(self, model_dir: Path) -> "Predictor":
+        from trajet.predict import load_predictor
 
+        return load_predictor(model_dir, backend=self.backend, num_threads=self.threads)
+
+    def _load_directory(self, model_dir: Path) -> LoadedModel:
         model_dir = model_dir.resolve()
-        predictor = Predictor.load(model_dir)
+        predictor = self._load_predictor(model_dir)
         return LoadedModel(
             version=f"dir:{model_dir.name}",
             predictor=predictor,
@@ -278,8 +287,6 @@ class ModelService:
         cannot disturb it."""
         import hashlib
 
-        from trajet.predict import Predictor
-
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         dest = self.cache_dir / f"{version}-{uuid.uuid4().hex[:8]}"
         try:
@@ -292,7 +299,7 @@ class ModelService:
                     f"pointer of {self.registry_uri}; refusing it"
                 )
             manifest = json.loads(raw)
-            predictor = Predictor.load(model_dir)
+            predictor = self._load_predictor(model_dir)
         except BaseException:
             shutil.rmtree(dest, ignore_errors=True)
             raise
@@ -407,6 +414,7 @@ class ModelService:
             return {
                 "status": "unavailable" if model is None else ("degraded" if degraded else "ok"),
                 "version": model.version if model else None,
+                "backend": self.backend,
                 "model_ref": self.model_ref,
                 "follows_champion": self.follows_champion,
                 "champion_version": self.champion_version,
@@ -424,6 +432,7 @@ class ModelService:
         manifest = model.manifest or {}
         return {
             "version": model.version,
+            "backend": self.backend,
             "source": model.source,
             "registry": self.registry_uri if model.source == "registry" else None,
             "metrics": model.metrics(),

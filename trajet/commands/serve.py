@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from trajet.backends import BACKEND_HELP
+
 
 def serve(
     model: str = typer.Option(
@@ -34,9 +36,10 @@ def serve(
     ),
     threads: int = typer.Option(
         1, "--threads", envvar="TRAJET_SERVE_THREADS",
-        help="torch threads per inference (0: torch's default). Requests are short: one thread is fastest "
-        "unless the cores are dedicated.",
+        help="torch (or ONNX Runtime, with --backend onnx) threads per inference (0: the runtime's default). "
+        "Requests are short: one thread is fastest unless the cores are dedicated.",
     ),
+    backend: str = typer.Option("torch", "--backend", help=BACKEND_HELP + " Hot-swapped champions use it too."),
     log_level: str = typer.Option("info", help="uvicorn log level."),
 ) -> None:
     """Serve POST /predict, GET /health and GET /model over HTTP (OpenAPI at /docs and /openapi.json)."""
@@ -44,6 +47,7 @@ def serve(
 
     from rich.console import Console
 
+    from trajet.backends import check_backend
     from trajet.errors import TrajetError
     from trajet.serve import Limits, ModelService, run_server
 
@@ -55,18 +59,20 @@ def serve(
         raise TrajetError(f"--threads must be 0 or more, got {threads}")
     if not 0 <= port <= 65535:
         raise TrajetError(f"--port must be between 0 and 65535, got {port}")
+    check_backend(backend)  # an unknown backend or a missing onnxruntime: one line, before any loading
     if threads > 0:
         import torch
 
         torch.set_num_threads(threads)
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s:     %(name)s: %(message)s")
     service = ModelService(model, registry_uri=registry, cache_dir=cache_dir, poll_interval=poll_interval,
-                           batch_texts=batch_texts)
+                           batch_texts=batch_texts, backend=backend, threads=threads)
     console = Console(stderr=True)
     with console.status(f"loading {model}"):
         loaded = service.load_initial()
     follow = f", polling the champion every {poll_interval:g}s" if service.follows_champion else ""
-    console.print(f"serving [bold]{loaded.version}[/] on http://{host}:{port}{follow}", highlight=False)
+    runtime = ", ONNX Runtime int8" if backend == "onnx" else ""
+    console.print(f"serving [bold]{loaded.version}[/] on http://{host}:{port}{follow}{runtime}", highlight=False)
     run_server(
         service,
         host=host,

@@ -12,6 +12,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from trajet.backends import BACKEND_HELP
 from trajet.errors import TrajetError
 
 console = Console(stderr=True)
@@ -53,15 +54,16 @@ def evaluate(
     challenge: bool = typer.Option(False, "--challenge", help="Also score data/challenge.jsonl."),
     output: Path | None = typer.Option(None, "--output", "-o", help="Write the JSON report here."),
     as_json: bool = typer.Option(False, "--json", help="Print the JSON report instead of tables."),
+    backend: str = typer.Option("torch", "--backend", help=BACKEND_HELP),
 ) -> None:
     """Strict seqeval (IOB2) scores per entity, micro/macro, exact match, no-trip and challenge groups."""
     from trajet.evaluate import evaluate_model, load_challenge, report_table, write_report
     from trajet.phrases import read_phrases
-    from trajet.predict import Predictor, resolve_model
+    from trajet.predict import load_predictor, resolve_model
 
     if data is None and not challenge:
         raise TrajetError("nothing to evaluate: give --data FILE and/or --challenge")
-    predictor = Predictor.load(resolve_model(model))
+    predictor = load_predictor(resolve_model(model), backend=backend)
     test = read_phrases(data) if data is not None else []
     chal = load_challenge() if challenge else None
     result = {
@@ -86,13 +88,15 @@ def predict(
     input_file: str | None = typer.Option(None, "--input", "-i", help="JSONL with a `text` field per line, or - for stdin."),
     output_file: str | None = typer.Option(None, "--output", "-o", help="Where to write JSONL (default, or -: stdout)."),
     batch_size: int = typer.Option(32, "--batch-size", help="Sentences per forward pass."),
+    backend: str = typer.Option("torch", "--backend", help=BACKEND_HELP),
 ) -> None:
     """Tag departure, arrival and stops; adds entities/departure/arrival/via (or error) to each object."""
-    from trajet.predict import Predictor, predict_stream, resolve_model
+    from trajet.predict import check_backend, load_predictor, predict_stream, resolve_model
 
     if (text is None) == (input_file is None):
         raise TrajetError("give either one TEXT argument or --input FILE (or - for stdin)")
-    predictor = Predictor.load(resolve_model(model), batch_size=batch_size)
+    check_backend(backend)
+    predictor = load_predictor(resolve_model(model), backend=backend, batch_size=batch_size)
     if text is not None:
         result = predictor.predict([text])[0]
         typer.echo(json.dumps({"text": text, **result}, ensure_ascii=False))

@@ -1,0 +1,247 @@
+"""bench/gpu_train.py must run end to end on a bare GPU machine (torch, transformers, accelerate, tokenizers,
+safetensors, typer, rich and nothing else), so it is run here on CPU in its --tiny size, in a process where the
+packages that machine lacks cannot be imported; its span F1 is checked against seqeval."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import json
+import subprocess
+import sys
+
+import pytest
+
+from trajet.config import REPO_ROOT
+
+SCRIPT = REPO_ROOT / "bench" / "gpu_train.py"
+GPU_MACHINE = ("torch", "transformers", "accelerate", "tokenizers", "safetensors", "typer", "rich")
+ABSENT = ("seqeval", "datasets", "prefect", "pandas", "sqlalchemy", "great_expectations", "boto3", "fastapi",
+          "onnxruntime", "sklearn")
+TRAJET_ALLOWED = {"trajet", "trajet.labels", "trajet.phrases", "trajet.base", "trajet.config", "trajet.errors"}
+
+# Runs the script as __main__ with the absent packages made unimportable (and invisible to find_spec, as when
+# they are not installed), then writes every module it loaded.
+WRAPPER = """
+import json, runpy, sys
+absent, script, modules_file = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3]
+for name in absent:
+    sys.modules[name] = None
+sys.argv = [script, *sys.argv[4:]]
+code = 0
+try:
+    runpy.run_path(script, run_name="__main__")
+except SystemExit as exc:
+    code = exc.code
+finally:
+    loaded = sorted(k for k, v in sys.modules.items() if v is not None)
+    open(modules_file, "w").write(json.dumps(loaded))
+sys.exit(code)
+"""
+
+
+def _load_script():
+    spec = importlib.util.spec_from_file_location("gpu_train_bench", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def gpu_train():
+    return _load_script()
+
+
+def _allowed_distributions() -> set[str]:
+    """The GPU machine's packages and everything they require (extras left out)."""
+    from packaging.requirements import Requirement
+
+    seen: set[str] = set()
+    todo = list(GPU_MACHINE)
+    while todo:
+        name = todo.pop().lower().replace("_", "-")
+        if name in seen:
+            continue
+        seen.add(name)
+        try:
+            requires = importlib.metadata.requires(name) or []
+        except importlib.metadata.PackageNotFoundError:
+            continue
+        for text in requires:
+            req = Requirement(text)
+            if req.marker is None or req.marker.evaluate({"extra": ""}):
+                todo.append(req.name)
+    return seen
+
+
+def _not_on_the_gpu_machine() -> list[str]:
+    """Every top-level module of this venv that belongs to no package of the GPU machine's list (nor to one of
+    their requirements): optional imports of torch/transformers (scipy, dill, ...) included, since that machine
+    lacks them too."""
+    allowed = _allowed_distributions()
+    absent = set(ABSENT)
+    for top, dists in importlib.metadata.packages_distributions().items():
+        if top in {"trajet", "tests"} or top in sys.stdlib_module_names:
+            continue
+        if not {d.lower().replace("_", "-") for d in dists} & allowed:
+            absent.add(top)
+    return sorted(absent)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("gpu_train")
+    modules_file = out / "modules.json"
+    absent = _not_on_the_gpu_machine()
+    cmd = [sys.executable, "-c", WRAPPER, json.dumps(absent), str(SCRIPT), str(modules_file),
+           "--tiny", "--compare", "--max-steps", "30", "--device", "cpu", "--out", str(out / "result.json")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO_ROOT, timeout=300,
+                          env={"PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1",
+                               "HOME": str(out)})
+    result = json.loads((out / "result.json").read_text()) if (out / "result.json").is_file() else None
+    modules = json.loads(modules_file.read_text()) if modules_file.is_file() else []
+    return proc, result, modules, absent
+
+
+def test_tiny_run_end_to_end(tiny_run):
+    proc, result, _, _ = tiny_run
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert result is not None
+    full = result["full_run"]
+    assert full["steps"] > 0 and full["samples"] > 0 and full["samples_per_s"] > 0
+    assert full["eval_rows"], "no evaluation rows"
+    for row in full["eval_rows"]:
+        assert {"step", "elapsed_s", "val_macro_f1", "val_micro_f1"} <= set(row)
+        assert 0.0 <= row["val_macro_f1"] <= 1.0
+    steps = [row["step"] for row in full["eval_rows"]]
+    assert steps == sorted(steps) and steps[0] == 10
+    es = full["early_stopping"]
+    assert {"patience", "stopped_by", "evals_without_improvement", "best_step", "best_val_macro_f1"} <= set(es)
+    assert es["patience"] == 3 and es["stopped_by"] in {"early_stopping", "epochs", "max_steps", "time_budget"}
+    assert es["best_step"] in steps
+    for key in ("micro_f1", "macro_f1", "exact_match"):
+        assert 0.0 <= full["test"][key] <= 1.0
+    assert full["test"]["n_sentences"] == 300
+    assert set(full["test"]["per_entity_f1"]) == {"DEPART", "ARRIVEE", "VIA"}
+    assert full["time_to_stop_s"] > 0 and "peak_gpu_mem_gib" in full
+    # the reference-like baseline ran first, on the same data, and the ratio is reported
+    base = result["baseline"]
+    assert base["config"]["batch_size"] == 16 and base["config"]["bf16"] is False
+    assert base["probe"]["steps"] > 0 and result["speedup"]["samples_per_s_vs_baseline"] > 0
+    assert result["data"]["train"] + result["data"]["validation"] == 1200
+    assert "gpu_train summary" in proc.stdout
+
+
+def test_script_imports_only_what_the_gpu_machine_has(tiny_run):
+    """The run above succeeded with every package outside the GPU machine's list unimportable; check that the
+    list covered what matters and that only the pure-Python parts of Trajet were loaded."""
+    proc, _, modules, absent = tiny_run
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert modules, "the wrapper did not record the loaded modules"
+    assert set(ABSENT) <= set(absent)
+    for name in absent:
+        assert not any(m == name or m.startswith(name + ".") for m in modules), name
+    assert {m for m in modules if m.split(".")[0] == "trajet"} <= TRAJET_ALLOWED
+    assert {"torch", "transformers", "tokenizers", "rich"} <= {m.split(".")[0] for m in modules}
+
+
+def test_validation_split_is_the_store_split(gpu_train):
+    from trajet.phrases import normalise_text, read_phrases
+    from trajet.store import hash_is_validation, norm_hash
+    from trajet.train import is_validation, split_validation
+
+    phrases = read_phrases(REPO_ROOT / "data" / "phrases" / "train.jsonl")
+    assert all(gpu_train.is_validation(p.text) == is_validation(p.text) for p in phrases)
+    assert all(gpu_train.is_validation(p.text) == hash_is_validation(norm_hash(normalise_text(p.text))) for p in phrases[:500])
+    ours, theirs = gpu_train.split_validation(phrases), split_validation(phrases)
+    assert [len(x) for x in ours] == [len(x) for x in theirs]
+    assert 900 < len(ours[1]) < 1100
+
+
+SEQUENCES = [
+    # (gold, predicted): multi-word entities, adjacent same-type entities, boundary and label errors, misses,
+    # spurious entities, sentences without entities
+    (["O", "B-DEPART", "O", "B-ARRIVEE", "I-ARRIVEE"], ["O", "B-DEPART", "O", "B-ARRIVEE", "I-ARRIVEE"]),
+    (["B-DEPART", "I-DEPART", "O", "B-ARRIVEE"], ["B-DEPART", "O", "O", "B-ARRIVEE"]),
+    (["O", "B-VIA", "B-VIA", "O"], ["O", "B-VIA", "I-VIA", "O"]),
+    (["B-DEPART", "O", "B-ARRIVEE", "O", "B-VIA"], ["B-ARRIVEE", "O", "B-DEPART", "O", "B-VIA"]),
+    (["O", "O", "O"], ["O", "B-VIA", "O"]),
+    (["O", "O"], ["O", "O"]),
+    (["B-ARRIVEE", "I-ARRIVEE", "I-ARRIVEE"], ["B-ARRIVEE", "I-ARRIVEE", "O"]),
+    (["O", "B-DEPART", "I-DEPART", "O", "B-ARRIVEE", "O", "B-VIA", "I-VIA"],
+     ["O", "B-DEPART", "I-DEPART", "O", "B-ARRIVEE", "O", "B-VIA", "I-VIA"]),
+    (["B-DEPART", "O"], ["O", "O"]),
+]
+
+
+def _seqeval(gold, pred) -> dict:
+    from seqeval.metrics import classification_report, f1_score, precision_score, recall_score
+    from seqeval.scheme import IOB2
+
+    kw = {"mode": "strict", "scheme": IOB2, "zero_division": 0}
+    report = classification_report(gold, pred, output_dict=True, **kw)
+    return {"micro": (precision_score(gold, pred, **kw), recall_score(gold, pred, **kw), f1_score(gold, pred, **kw)),
+            "macro_f1": report["macro avg"]["f1-score"],
+            "per_entity": {k: v["f1-score"] for k, v in report.items() if k.isupper()}}
+
+
+@pytest.mark.parametrize("subset", [slice(None), slice(0, 1), slice(1, 4), slice(4, 6), slice(3, 9)])
+def test_span_f1_matches_seqeval_strict(gpu_train, subset):
+    gold = [g for g, _ in SEQUENCES[subset]]
+    pred = [p for _, p in SEQUENCES[subset]]
+    ours = gpu_train.span_f1(gold, pred)
+    ref = _seqeval(gold, pred)
+    micro = ours["micro"]
+    assert any(t != "O" for s in gold + pred for t in s)  # seqeval scores 0 where neither side has an entity
+    assert (micro["precision"], micro["recall"], micro["f1"]) == pytest.approx(ref["micro"])
+    if ref["per_entity"]:
+        assert ours["macro"]["f1"] == pytest.approx(ref["macro_f1"])
+    for ent, f1 in ref["per_entity"].items():
+        assert ours["per_entity"][ent]["f1"] == pytest.approx(f1)
+    # and the project's own evaluator (seqeval underneath) agrees on everything, exact match included
+    from trajet.evaluate import scores_from_tags
+
+    project = scores_from_tags(gold, pred)
+    assert ours["micro"]["f1"] == pytest.approx(project["micro"]["f1"])
+    assert ours["macro"]["f1"] == pytest.approx(project["macro"]["f1"])
+    assert ours["exact_match"] == pytest.approx(project["exact_match"])
+
+
+def test_span_f1_reads_malformed_predictions_like_the_predictor(gpu_train):
+    """An I-X that does not continue an X opens one, as trajet predict reads it (repair_bio, then seqeval)."""
+    from trajet.train import repair_bio
+
+    gold = [["O", "B-DEPART", "O", "B-ARRIVEE"], ["B-VIA", "I-VIA", "O"]]
+    pred = [["O", "I-DEPART", "O", "I-ARRIVEE"], ["B-VIA", "I-DEPART", "O"]]
+    ours = gpu_train.span_f1(gold, pred)
+    ref = _seqeval(gold, [repair_bio(p) for p in pred])
+    assert (ours["micro"]["precision"], ours["micro"]["recall"], ours["micro"]["f1"]) == pytest.approx(ref["micro"])
+    assert ours["micro"]["f1"] == pytest.approx(2 / 3.5)  # 2 right of 4 predicted, 2 of 3 gold
+
+
+def test_batches_cover_every_example_once(gpu_train):
+    lengths = [5, 40, 7, 12, 33, 9, 18, 25, 3, 11] * 7
+    for group in (False, True):
+        sampler = gpu_train.BatchSampler(lengths, 8, shuffle=True, group=group, seed=1)
+        epoch1, epoch2 = list(sampler), list(sampler)
+        assert sorted(i for b in epoch1 for i in b) == list(range(len(lengths)))
+        assert epoch1 != epoch2, "each epoch is shuffled anew"
+        assert len(epoch1) == len(sampler) == 9
+    grouped = list(gpu_train.BatchSampler(lengths, 8, shuffle=True, group=True, seed=1))
+    random_ = list(gpu_train.BatchSampler(lengths, 8, shuffle=True, group=False, seed=1))
+
+    def padding(batches):
+        return sum(max(lengths[i] for i in b) * len(b) - sum(lengths[i] for i in b) for b in batches)
+
+    assert padding(grouped) < padding(random_) / 2
+
+
+def test_cli_defaults(gpu_train, monkeypatch, tmp_path):
+    monkeypatch.setenv("OUT", str(tmp_path))
+    args = gpu_train.parse_args([])
+    assert (args.hidden, args.layers, args.heads, args.intermediate) == (768, 12, 12, 3072)
+    assert args.batch_size == 64 and args.lr is None and args.patience == 3 and args.warmup == 0.1
+    assert args.out == tmp_path / "gpu_train.json"
+    tiny = gpu_train.parse_args(["--tiny"])
+    assert (tiny.hidden, tiny.layers) == (64, 2) and tiny.max_steps > 0
