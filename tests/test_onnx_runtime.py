@@ -159,7 +159,7 @@ def test_same_per_line_errors_as_torch(exported, model_dir, torch_predictor):
     bad = ["", "   ", " ".join(["Paris"] * 200), "x" * (MAX_CHARS + 1), "de Paris à Lyon"]
     got, expected = onnx_predictor.predict(bad), torch_predictor.predict(bad)
     assert [r.get("error") for r in got] == [r.get("error") for r in expected]
-    assert got[0] == {"error": "empty text"} and "sub-word tokens (max 48)" in got[2]["error"]
+    assert got[0] == {"error": "empty text"} and "sub-word tokens (max 64)" in got[2]["error"]
     assert "entities" in got[4]
     assert onnx_predictor.predict_entities(["", "de Paris à Lyon"])[0] == []
 
