@@ -428,3 +428,23 @@ def test_entities_json_is_json_dumps():
     spans = [{"start": 0, "end": 5, "label": "DEPART"}, {"start": 8, "end": 12, "label": "VIA"}]
     assert entities_json(spans) == json.dumps(spans)
     assert entities_json([]) == json.dumps([])
+
+
+def test_rows_orjson_refuses_keep_the_json_module_reasons():
+    """orjson parses the hot path; what it refuses (NaN, huge ints, lone surrogates) is read by json as before."""
+    import orjson
+
+    from trajet.ingest import parse_jsonl_row
+
+    ok = '{"text": "de Paris à Lyon", "entities": [], "meta": {"score": NaN, "big": 123456789012345678901234567890}}'
+    surrogate = '{"text": "de Paris \\ud800 à Lyon", "entities": []}'
+    nul_meta = '{"text": "de Paris à Lyon", "entities": [], "meta": {"note": "a\\u0000b"}}'
+    for line in (ok, surrogate):
+        with pytest.raises(orjson.JSONDecodeError):
+            orjson.loads(line)
+    row = parse_jsonl_row(1, ok)
+    assert row.text == "de Paris à Lyon" and not row.counts["unparseable"] and not row.counts["n_unencodable"]
+    assert json.loads(row.extras_json)["meta"]["big"] == 123456789012345678901234567890
+    assert parse_jsonl_row(2, surrogate).counts["n_unencodable"] == 1
+    assert parse_jsonl_row(3, nul_meta).counts["n_unencodable"] == 1
+    assert parse_jsonl_row(4, '{"text": "x", "entities": [}').counts["unparseable"] == 1

@@ -189,3 +189,29 @@ def test_line_separator_inside_json_string_stays_one_row(tmp_path):
                  encoding="utf-8")
     rows = read_jsonl(f)
     assert len(rows) == 1 and rows[0].spans_text() == [("DEPART", "Paris")]
+
+
+def _boundaries_agree(text: str) -> None:
+    from trajet.phrases import is_token_end, is_token_start
+
+    tokens = tokenize(text)
+    starts, ends = {t.start for t in tokens}, {t.end for t in tokens}
+    for i in range(-1, len(text) + 2):
+        assert is_token_start(text, i) == (i in starts), (text, i)
+        assert is_token_end(text, i) == (i in ends), (text, i)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="aéZ9'’- ,.\t\n>=d-lLjusqu", max_size=40))
+def test_local_boundary_checks_agree_with_the_tokenizer(text):
+    _boundaries_agree(text)
+
+
+def test_local_boundary_checks_agree_on_the_data():
+    from trajet.phrases import read_phrases
+
+    data = Path(__file__).resolve().parent.parent / "data"
+    phrases = list(read_phrases(data / "phrases" / "test.jsonl"))[:400] + list(read_phrases(data / "challenge.jsonl"))
+    for phrase in phrases:
+        _boundaries_agree(phrase.text)
+    _boundaries_agree("Je pars d'Orléans jusqu'à L'Isle-Adam (via Lyon), Paris->Lyon... aujourd'hui")

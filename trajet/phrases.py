@@ -87,9 +87,44 @@ def tokenize(text: str) -> list[Token]:
     return [Token(m.group(), m.start(), m.end()) for m in _TOKEN_RE.finditer(text)]
 
 
-def token_offsets(text: str) -> list[tuple[int, int]]:
-    """(start, end) of every token, without building Token objects: the ingest hot path needs only these."""
-    return [m.span() for m in _TOKEN_RE.finditer(text)]
+def _chunk_tokens(text: str, i: int) -> set[int]:
+    """Start and end offsets of the tokens of the whitespace-free chunk around index `i`.
+
+    No token spans whitespace and the token pattern has no anchor or look-behind, so tokenizing the chunk
+    alone gives exactly the tokens the whole text has there.
+    """
+    a = i
+    while a > 0 and not text[a - 1].isspace():
+        a -= 1
+    b = i
+    while b < len(text) and not text[b].isspace():
+        b += 1
+    found: set[int] = set()
+    for m in _TOKEN_RE.finditer(text, a, b):
+        found.update(m.span())
+    return found
+
+
+def is_token_start(text: str, i: int) -> bool:
+    """Same answer as `i in {t.start for t in tokenize(text)}`, looking only at the word around `i`.
+
+    Every non-space character belongs to a token, so after a space (or at 0) a token starts on any
+    non-space character; only a position inside a chunk (d'Orléans, "Lyon,") needs the chunk tokenized.
+    """
+    if not 0 <= i < len(text) or text[i].isspace():
+        return False
+    if i == 0 or text[i - 1].isspace():
+        return True
+    return i in _chunk_tokens(text, i)
+
+
+def is_token_end(text: str, i: int) -> bool:
+    """Same answer as `i in {t.end for t in tokenize(text)}`, looking only at the word before `i`."""
+    if not 0 < i <= len(text) or text[i - 1].isspace():
+        return False
+    if i == len(text) or text[i].isspace():
+        return True
+    return i in _chunk_tokens(text, i - 1)
 
 
 def split_lines(content: str) -> list[str]:
