@@ -133,6 +133,7 @@ def main() -> None:
     parser.add_argument("--concurrency", default="1,4,16")
     parser.add_argument("--batch-texts", type=int, default=64, help="trajet serve --batch-texts (1: no merging)")
     parser.add_argument("--threads", type=int, default=1, help="trajet serve --threads")
+    parser.add_argument("--backend", choices=("torch", "onnx"), default="torch", help="trajet serve --backend")
     args = parser.parse_args()
 
     import httpx
@@ -142,7 +143,8 @@ def main() -> None:
         port = free_port()
         env = {**os.environ, "TRAJET_HOME": os.environ.get("TRAJET_HOME", str(Path(tmp) / "home"))}
         cmd = [sys.executable, "-m", "trajet", "serve", "--model", model, "--port", str(port),
-               "--log-level", "warning", "--batch-texts", str(args.batch_texts), "--threads", str(args.threads)]
+               "--log-level", "warning", "--batch-texts", str(args.batch_texts), "--threads", str(args.threads),
+               "--backend", args.backend]
         started = time.perf_counter()
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         url = f"http://127.0.0.1:{port}"
@@ -163,7 +165,7 @@ def main() -> None:
             idle_rss, _ = rss_mib(proc.pid)
             run_level(url, 1, 5)  # warm-up
             print(f"model\t{version}\tarch\t{args.model and 'given' or args.arch}\tbatch_texts\t"
-                  f"{args.batch_texts}\tthreads\t{args.threads}")
+                  f"{args.batch_texts}\tthreads\t{args.threads}\tbackend\t{args.backend}")
             print(f"startup_s\t{ready_s:.1f}")
             print(f"rss_idle_mib\t{idle_rss:.0f}")
             print("concurrency\trequests\trps\tp50_ms\tp99_ms\terrors")
