@@ -339,3 +339,26 @@ def test_help_documents_the_backend():
         res = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "200"})
         assert res.exit_code == 0
         assert "--backend" in res.output and "trajet[onnx]" in res.output
+
+
+def test_export_runs_in_a_child_and_a_broken_model_fails_in_one_line(exported, model_dir, tmp_path):
+    """The export happens in a child process (the service never holds the exporter's memory); its failure
+    comes back as one clear error and leaves no cache folder behind."""
+    import os
+
+    from trajet.errors import TrajetError
+    from trajet.onnx_runtime import ensure_onnx, export_count
+
+    assert exported.meta["weights_sha256"] and exported.fp32.is_file()  # made by the child, read by us
+    broken = tmp_path / "broken"
+    shutil.copytree(model_dir, broken)
+    (broken / "model.safetensors").write_bytes(b"not a safetensors file" * 10)
+    cache = tmp_path / "cache"
+    before = export_count()
+    with pytest.raises(TrajetError) as err:
+        ensure_onnx(broken, cache_root=cache)
+    message = str(err.value)
+    assert message.startswith(f"ONNX export of {broken} failed:") and "\n" not in message
+    assert export_count() == before
+    assert not cache.exists() or not [p for p in os.listdir(cache) if not p.startswith(".")]
+    assert not cache.exists() or not [p for p in os.listdir(cache) if p.endswith(".partial")]

@@ -138,7 +138,7 @@ def ensure_onnx(model_dir: Path, *, cache_root: Path | None = None) -> OnnxFiles
         raise TrajetError(f"cannot write the ONNX export of {model_dir}: neither {keyed.parent} nor {model_dir} is writable")
     tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.partial")
     try:
-        meta = export_model(model_dir, tmp, sha=sha)
+        meta = _export_in_child(model_dir, tmp, sha=sha)
         if target.exists():  # stale (other weights, older recipe) or raced by another process
             raced = _cached(target, sha)
             if raced is not None:
@@ -153,6 +153,40 @@ def ensure_onnx(model_dir: Path, *, cache_root: Path | None = None) -> OnnxFiles
 
 
 # ------------------------------------------------------------------------------------------ export
+
+
+def _export_in_child(model_dir: Path, out_dir: Path, *, sha: str) -> dict[str, Any]:
+    """`export_model` in a child Python process.
+
+    Exporting holds the torch model, the exporter's graphs and both ONNX files at once: a camembert-base-sized
+    export peaked at 3 GiB inside `trajet serve`, memory the process kept. In a child, all of it is returned
+    when the child exits; the service only ever holds its ONNX Runtime session.
+    """
+    global _exports
+    import subprocess
+    import sys
+
+    require("onnxruntime", "onnx", "onnxscript")  # the one-line hint, before starting anything
+    package_root = str(Path(__file__).resolve().parent.parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p)}
+    code = (
+        "import sys; from pathlib import Path; from trajet.onnx_runtime import export_model; "
+        "export_model(Path(sys.argv[1]), Path(sys.argv[2]), sha=sys.argv[3])"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(model_dir), str(out_dir), sha],
+        env=env, capture_output=True, text=True, check=False,
+    )
+    if done.returncode != 0:
+        lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
+        reason = lines[-1] if lines else f"exit status {done.returncode}"
+        raise TrajetError(f"ONNX export of {model_dir} failed: {reason.removeprefix('trajet.errors.TrajetError: ')}")
+    try:
+        meta = json.loads((Path(out_dir) / META_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise TrajetError(f"ONNX export of {model_dir} wrote no usable {META_FILE}: {exc}") from None
+    _exports += 1
+    return meta
 
 
 def export_model(model_dir: Path, out_dir: Path, *, sha: str | None = None) -> dict[str, Any]:
