@@ -3,7 +3,8 @@
 
 Self-contained on purpose: it runs on a bare GPU machine whose Python has only torch, transformers,
 accelerate, tokenizers, safetensors, typer and rich. From Trajet it imports `trajet.labels`, `trajet.phrases`
-(pure Python) and `trajet.base.train_tokenizer` (tokenizers + transformers); no seqeval, datasets, prefect,
+(pure Python), `trajet.train`'s validation split (torch/transformers only lazily) and
+`trajet.base.train_tokenizer` (tokenizers + transformers); no seqeval, datasets, prefect,
 pandas or SQLAlchemy (tests/test_gpu_train_script.py checks it).
 
 What it does, like `trajet train` does it:
@@ -37,7 +38,6 @@ that baseline (timed after its warm-up), measured in the same process on the sam
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import os
@@ -56,27 +56,16 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from trajet.labels import ENTITY_TYPES, ID2LABEL, LABEL2ID, LABELS  # noqa: E402
-from trajet.phrases import Phrase, Token, bio_to_spans, normalise_text, read_phrases  # noqa: E402
+from trajet.phrases import Phrase, Token, bio_to_spans, read_phrases  # noqa: E402
+
+# trajet.train imports only the standard library and the modules above at load time (torch and transformers
+# lazily): its validation split is the one `trajet train` and the store use.
+from trajet.train import is_validation, split_validation  # noqa: E402,F401
 
 REFERENCE_BATCH, REFERENCE_LR, REFERENCE_EVAL_STEPS = 16, 5e-5, 100
 PAD_LABEL = -100
 
 # ------------------------------------------------------------------------------------------- metrics
-
-
-def is_validation(text: str) -> bool:
-    """1/8 of phrases by the hash of the normalised text: the bits of `trajet.store.hash_is_validation`."""
-    digest = hashlib.sha256(normalise_text(text).encode("utf-8")).hexdigest()
-    return int(digest[8:16], 16) % 8 == 0
-
-
-def split_validation(phrases: Sequence[Phrase]) -> tuple[list[Phrase], list[Phrase]]:
-    train = [p for p in phrases if not is_validation(p.text)]
-    val = [p for p in phrases if is_validation(p.text)]
-    if not val or not train:  # tiny inputs: still keep something on each side (as trajet.train does)
-        cut = max(1, len(phrases) // 8)
-        return list(phrases[cut:]), list(phrases[:cut])
-    return train, val
 
 
 def tag_spans(tags: Sequence[str], *, lenient: bool) -> set[tuple[int, int, str]]:

@@ -3,7 +3,7 @@ import random
 import pytest
 
 from tests.train_fixtures import make_phrases, trained_tiny
-from trajet.augment import CUES, AugmentedPhrases, augment_words, rare_context_words
+from trajet.augment import CUES, AugmentedPhrases, augment_words, rare_context_words, words_and_tags
 from trajet.labels import LABEL2ID
 from trajet.phrases import parse_markup
 from trajet.train import encode_phrases
@@ -24,7 +24,7 @@ def _corpus():
 
 
 def test_rare_words_are_context_words_only():
-    frequent, pool = rare_context_words(_corpus(), keep=5)
+    frequent, pool = rare_context_words([words_and_tags(p) for p in _corpus()], keep=5)
     assert {"veux", "aller", "demain", "matin"} <= frequent
     assert CUES <= frequent  # trip cues are always kept, however rare
     assert "poussette" in pool and "parapluie" in pool and "vélo" in pool
@@ -34,7 +34,7 @@ def test_rare_words_are_context_words_only():
 
 def test_augmentation_changes_only_rare_o_words():
     phrases = _corpus()
-    frequent, pool = rare_context_words(phrases, keep=5)
+    frequent, pool = rare_context_words([words_and_tags(p) for p in phrases], keep=5)
     phrase = phrases[-2]
     tokens, tags = phrase.tokens_and_tags()
     words = [t.text for t in tokens]
@@ -63,7 +63,7 @@ def test_dataset_keeps_labels_and_plain_items(tiny):
 
     ds = AugmentedPhrases(phrases, tokenizer, 48, prob=1.0, seed=1)
     # these 9 templates have fewer context words than KEEP_MOST_FREQUENT: keep only the 5 most frequent
-    ds.frequent, ds.pool = rare_context_words(phrases, keep=5)
+    ds.frequent, ds.pool = rare_context_words(ds.items, keep=5)
     differing = 0
     for i, phrase in enumerate(phrases):
         item = ds[i]

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from trajet.phrases import Phrase
+from trajet.train import encode_words
 
 KEEP_MOST_FREQUENT = 200  # the cue words (de, à, via, vers, depuis, correspondance, escale...) rank below this
 WORD_PROB = 0.35  # share of the rare context words of an augmented sentence that are replaced
@@ -32,14 +33,21 @@ def _is_word(text: str) -> bool:
     return len(text) >= 3 and text.replace("-", "").replace("'", "").isalpha()
 
 
-def rare_context_words(phrases: Sequence[Phrase], keep: int = KEEP_MOST_FREQUENT) -> tuple[frozenset[str], list[str]]:
-    """(the frequent context words to keep, the rare ones to splice pseudo-words from), lower-cased."""
+def words_and_tags(phrase: Phrase) -> tuple[list[str], list[str]]:
+    tokens, tags = phrase.tokens_and_tags()
+    return [t.text for t in tokens], tags
+
+
+def rare_context_words(
+    items: Sequence[tuple[Sequence[str], Sequence[str]]], keep: int = KEEP_MOST_FREQUENT
+) -> tuple[frozenset[str], list[str]]:
+    """(the frequent context words to keep, the rare ones to splice pseudo-words from), lower-cased, counted
+    over (words, tags) pairs."""
     counts: Counter[str] = Counter()
-    for phrase in phrases:
-        tokens, tags = phrase.tokens_and_tags()
-        for token, tag in zip(tokens, tags, strict=True):
-            if tag == "O" and _is_word(token.text):
-                counts[token.text.lower()] += 1
+    for words, tags in items:
+        for word, tag in zip(words, tags, strict=True):
+            if tag == "O" and _is_word(word):
+                counts[word.lower()] += 1
     frequent = frozenset(w for w, _ in counts.most_common(keep)) | CUES
     rare = sorted(w for w in counts if w not in frequent)
     return frequent, rare
@@ -80,18 +88,6 @@ def augment_words(
     return out
 
 
-def encode_words(words: Sequence[str], tags: Sequence[str], tokenizer: Any, max_length: int) -> dict[str, list[int]]:
-    """Sub-token features; the word's tag id on its first sub-token, -100 on the rest and on specials."""
-    from trajet.labels import LABEL2ID
-
-    enc = tokenizer(list(words), is_split_into_words=True, truncation=True, max_length=max_length)
-    labels, previous = [], None
-    for wid in enc.word_ids():
-        labels.append(-100 if wid is None or wid == previous else LABEL2ID[tags[wid]])
-        previous = wid
-    return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"], "labels": labels}
-
-
 class AugmentedPhrases:
     """A map-style dataset: each access re-draws the augmentation of a share `prob` of the sentences.
 
@@ -113,14 +109,9 @@ class AugmentedPhrases:
         self.prob = prob
         self.word_prob = word_prob
         self.rng = random.Random(seed)
-        self.frequent, self.pool = rare_context_words(phrases)
-        self.items: list[tuple[list[str], list[str]]] = []
-        self.plain: list[dict[str, list[int]]] = []
-        for phrase in phrases:
-            tokens, tags = phrase.tokens_and_tags()
-            words = [t.text for t in tokens]
-            self.items.append((words, tags))
-            self.plain.append(encode_words(words, tags, tokenizer, max_length))
+        self.items = [words_and_tags(phrase) for phrase in phrases]
+        self.frequent, self.pool = rare_context_words(self.items)
+        self.plain = [encode_words(words, tags, tokenizer, max_length) for words, tags in self.items]
 
     def __len__(self) -> int:
         return len(self.items)

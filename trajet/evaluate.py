@@ -1,9 +1,9 @@
 """Evaluation with seqeval in strict IOB2 mode: an entity counts only when its type and both boundaries match.
 
 Gold and predicted spans are turned into BIO tags on the project's word tokens, then seqeval's strict entity
-extraction decides what an entity is. Precision/recall/F1 follow seqeval's definitions, with one addition
-stated here once: a set of sentences with no gold and no predicted entity (a no-trip group) scores 1.0, and 0.0
-as soon as anything is predicted there.
+extraction decides what an entity is. Precision/recall/F1 follow seqeval's definitions, with two additions
+stated here once: a set of sentences with no gold and no predicted entity scores 1.0; and a challenge group
+without gold entities (no-trip), where F1 is undefined, scores the share of its sentences left clean.
 """
 
 from __future__ import annotations

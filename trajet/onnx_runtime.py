@@ -313,8 +313,6 @@ def _id2label(model_dir: Path) -> dict[int, str]:
 class OnnxPredictor(Predictor):
     """`Predictor` with the forward pass in ONNX Runtime: same preparation, batching, errors and output."""
 
-    backend = "onnx"
-
     def __init__(self, session: Any, tokenizer: Any, *, max_length: int, batch_size: int = 32,
                  id2label: dict[int, str], files: OnnxFiles | None = None, precision: str = "int8") -> None:
         super().__init__(session, tokenizer, max_length=max_length, batch_size=batch_size, id2label=id2label)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from trajet.backends import BACKEND_HELP, BACKENDS, check_backend  # noqa: F401 (re-exported)
+from trajet.backends import check_backend
 from trajet.errors import TrajetError
 from trajet.phrases import Entity, Token, bio_to_spans, tokenize, trip_fields
 
@@ -31,8 +31,6 @@ class _Prepared:
 
 class Predictor:
     """A loaded token classifier plus its tokenizer; `load` once, then `predict` many batches."""
-
-    backend = "torch"
 
     def __init__(
         self,

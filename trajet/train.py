@@ -277,10 +277,18 @@ def phrases_hash(phrases: Iterable[Phrase]) -> str:
     return h.hexdigest()
 
 
-def encode_phrases(phrases: Sequence[Phrase], tokenizer: Any, max_length: int) -> list[dict[str, list[int]]]:
+def encode_words(words: Sequence[str], tags: Sequence[str], tokenizer: Any, max_length: int) -> dict[str, list[int]]:
     """Sub-token features; the word's tag id on its first sub-token, -100 on the rest and on specials."""
-    from trajet.augment import encode_words
+    enc = tokenizer(list(words), is_split_into_words=True, truncation=True, max_length=max_length)
+    labels, previous = [], None
+    for wid in enc.word_ids():
+        labels.append(-100 if wid is None or wid == previous else LABEL2ID[tags[wid]])
+        previous = wid
+    return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"], "labels": labels}
 
+
+def encode_phrases(phrases: Sequence[Phrase], tokenizer: Any, max_length: int) -> list[dict[str, list[int]]]:
+    """`encode_words` for every phrase, on the project's word tokens."""
     out = []
     for phrase in phrases:
         tokens, tags = phrase.tokens_and_tags()

@@ -47,7 +47,6 @@ def serve(
 
     from rich.console import Console
 
-    from trajet.backends import check_backend
     from trajet.errors import TrajetError
     from trajet.serve import Limits, ModelService, run_server
 
@@ -59,7 +58,6 @@ def serve(
         raise TrajetError(f"--threads must be 0 or more, got {threads}")
     if not 0 <= port <= 65535:
         raise TrajetError(f"--port must be between 0 and 65535, got {port}")
-    check_backend(backend)  # an unknown backend or a missing onnxruntime: one line, before any loading
     if threads > 0:
         import torch
 

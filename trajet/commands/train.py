@@ -57,12 +57,14 @@ def evaluate(
     backend: str = typer.Option("torch", "--backend", help=BACKEND_HELP),
 ) -> None:
     """Strict seqeval (IOB2) scores per entity, micro/macro, exact match, no-trip and challenge groups."""
+    from trajet.backends import check_backend
     from trajet.evaluate import evaluate_model, load_challenge, report_table, write_report
     from trajet.phrases import read_phrases
     from trajet.predict import load_predictor, resolve_model
 
     if data is None and not challenge:
         raise TrajetError("nothing to evaluate: give --data FILE and/or --challenge")
+    check_backend(backend)  # before resolve_model may pull the champion
     predictor = load_predictor(resolve_model(model), backend=backend)
     test = read_phrases(data) if data is not None else []
     chal = load_challenge() if challenge else None
@@ -91,11 +93,12 @@ def predict(
     backend: str = typer.Option("torch", "--backend", help=BACKEND_HELP),
 ) -> None:
     """Tag departure, arrival and stops; adds entities/departure/arrival/via (or error) to each object."""
-    from trajet.predict import check_backend, load_predictor, predict_stream, resolve_model
+    from trajet.backends import check_backend
+    from trajet.predict import load_predictor, predict_stream, resolve_model
 
     if (text is None) == (input_file is None):
         raise TrajetError("give either one TEXT argument or --input FILE (or - for stdin)")
-    check_backend(backend)
+    check_backend(backend)  # before resolve_model may pull the champion
     predictor = load_predictor(resolve_model(model), backend=backend, batch_size=batch_size)
     if text is not None:
         result = predictor.predict([text])[0]
