@@ -91,7 +91,7 @@ def test_unseen_place_rate_in_test(committed):
 def test_no_trip_share_and_no_trip_rows_have_no_entity(committed):
     for phrases in committed.values():
         no_trip = [p for p in phrases if p.meta["group"] == "no_trip"]
-        assert abs(len(no_trip) / len(phrases) - 0.10) < 0.005
+        assert abs(len(no_trip) / len(phrases) - G.NO_TRIP_SHARE) < 0.005 and G.NO_TRIP_SHARE == 0.15
         assert all(not p.entities for p in no_trip)
         others = [p for p in phrases if p.meta["group"] != "no_trip"]
         assert all(p.entities for p in others)
@@ -243,7 +243,7 @@ def test_stats_command_prints_expected_numbers(committed):
     stats = json.loads(result.output)
     assert stats["splits"]["train"]["sentences"] == 8000
     assert stats["splits"]["test"]["sentences"] == 2000
-    assert stats["splits"]["train"]["no_trip"] == 800
+    assert stats["splits"]["train"]["no_trip"] == 1200
     assert stats["pattern_families"] >= 80
     assert stats["unseen"]["rate"] == pytest.approx(dataset_stats(committed)["unseen"]["rate"])
     assert sum(stats["splits"]["train"]["tags"].values()) == sum(

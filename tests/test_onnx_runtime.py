@@ -106,7 +106,8 @@ def test_export_files_and_dynamic_axes(exported):
     meta = json.loads((exported.folder / "trajet_onnx.json").read_text())
     assert meta["weights_sha256"] == exported.folder.name and len(meta["weights_sha256"]) == 64
     graph = onnx.load(str(exported.fp32)).graph
-    assert [i.name for i in graph.input] == ["input_ids", "attention_mask"]
+    # the tiny preset trains with gazetteer features (trajet.lexicon): they are the third input
+    assert [i.name for i in graph.input] == ["input_ids", "attention_mask", "token_type_ids"]
     assert [o.name for o in graph.output] == ["logits"]
     for tensor in graph.input:
         dims = tensor.type.tensor_type.shape.dim
@@ -124,10 +125,10 @@ def test_fp32_logits_match_torch(exported, torch_predictor, texts):
     session = make_session(exported.fp32, num_threads=1)
     prepared = [torch_predictor._prepare(i, t) for i, t in enumerate(texts)]
     for batch in (prepared[:1], prepared[:7], prepared):  # several batch sizes and padded widths
-        ids, mask = torch_predictor._encode_batch(batch)
+        inputs = torch_predictor._encode_batch(batch)
         with torch.inference_mode():
-            expected = torch_predictor.model(input_ids=ids, attention_mask=mask).logits.numpy()
-        got = session.run(["logits"], {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})[0]
+            expected = torch_predictor.model(**inputs).logits.numpy()
+        got = session.run(["logits"], {name: t.numpy() for name, t in inputs.items()})[0]
         assert got.shape == expected.shape
         np.testing.assert_allclose(got, expected, atol=1e-4, rtol=0)
 

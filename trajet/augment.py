@@ -103,15 +103,31 @@ class AugmentedPhrases:
         prob: float,
         seed: int,
         word_prob: float = WORD_PROB,
+        lexicon: Any = None,
+        hint_dropout: float = 0.0,
     ) -> None:
         self.tokenizer = tokenizer
         self.max_length = max_length
         self.prob = prob
         self.word_prob = word_prob
         self.rng = random.Random(seed)
+        self.lexicon = lexicon
+        self.hint_dropout = hint_dropout
         self.items = [words_and_tags(phrase) for phrase in phrases]
         self.frequent, self.pool = rare_context_words(self.items)
-        self.plain = [encode_words(words, tags, tokenizer, max_length) for words, tags in self.items]
+        self.plain = [encode_words(words, tags, tokenizer, max_length, self._features(words)) for words, tags in self.items]
+
+    def _features(self, words: Sequence[str], dropout: float = 0.0) -> list[int] | None:
+        """Gazetteer features of these words; in an augmented sentence each matched place loses its hint with
+        probability `dropout`, as a place missing from the gazetteer would."""
+        if self.lexicon is None:
+            return None
+        from trajet.lexicon import BEGIN, drop_spans
+
+        features = self.lexicon.word_features(words)
+        if dropout <= 0:
+            return features
+        return drop_spans(features, [self.rng.random() >= dropout for f in features if f == BEGIN])
 
     def __len__(self) -> int:
         return len(self.items)
@@ -120,4 +136,5 @@ class AugmentedPhrases:
         if self.prob <= 0 or self.rng.random() >= self.prob:
             return self.plain[index]
         words, tags = self.items[index]
-        return encode_words(augment_words(self.rng, words, tags, self.frequent, self.pool, self.word_prob), tags, self.tokenizer, self.max_length)
+        new_words = augment_words(self.rng, words, tags, self.frequent, self.pool, self.word_prob)
+        return encode_words(new_words, tags, self.tokenizer, self.max_length, self._features(new_words, self.hint_dropout))

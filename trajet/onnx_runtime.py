@@ -28,12 +28,14 @@ import os
 import shutil
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from trajet import config as trajet_config
 from trajet.errors import TrajetError
+from trajet.lexicon import Lexicon, model_lexicon
 from trajet.predict import Predictor, check_model_dir, load_tokenizer, max_length_of
 
 INSTALL_HINT = "the onnx backend needs: pip install 'trajet[onnx]'"
@@ -220,8 +222,8 @@ def export_model(model_dir: Path, out_dir: Path, *, sha: str | None = None) -> d
             super().__init__()
             self.inner = inner
 
-        def forward(self, input_ids: Any, attention_mask: Any) -> Any:
-            return self.inner(input_ids=input_ids, attention_mask=attention_mask).logits
+        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any = None) -> Any:
+            return self.inner(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids).logits
 
     cfg = model.config
     pad = cfg.pad_token_id if cfg.pad_token_id is not None else 1
@@ -234,6 +236,14 @@ def export_model(model_dir: Path, out_dir: Path, *, sha: str | None = None) -> d
     dim = torch.export.Dim
     batch, seq = dim("batch", min=1, max=4096), dim("sequence", min=1, max=max_seq)
     dynamic = {"input_ids": {0: batch, 1: seq}, "attention_mask": {0: batch, 1: seq}}
+    args: tuple[Any, ...] = (ids, mask)
+    names = ["input_ids", "attention_mask"]
+    if getattr(cfg, "trajet_features", None):  # gazetteer features (trajet.lexicon) arrive as token types
+        types = torch.zeros_like(ids)
+        types[0, 2:4] = torch.tensor([1, 2])
+        args += (types,)
+        names.append("token_type_ids")
+        dynamic["token_type_ids"] = {0: batch, 1: seq}
     fp32, int8 = out_dir / FP32_FILE, out_dir / INT8_FILE
     prepared = out_dir / "model.prep.onnx"
     exporter_log = logging.getLogger("torch.onnx")
@@ -243,7 +253,7 @@ def export_model(model_dir: Path, out_dir: Path, *, sha: str | None = None) -> d
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")  # axis renaming and exporter chatter, not actionable either
             program = torch.onnx.export(
-                _Logits(model), (ids, mask), dynamo=True, input_names=["input_ids", "attention_mask"],
+                _Logits(model), args, dynamo=True, input_names=names,
                 output_names=["logits"], dynamic_shapes=dynamic, external_data=False, verbose=False,
             )
             program.save(str(fp32), external_data=False)
@@ -302,9 +312,19 @@ def make_session(path: Path, *, num_threads: int = 0) -> Any:
 # --------------------------------------------------------------------------------------- predictor
 
 
-def _id2label(model_dir: Path) -> dict[int, str]:
+def _config_dict(model_dir: Path) -> dict[str, Any]:
     try:
         cfg = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise TrajetError(f"{model_dir}/config.json is not readable JSON: {exc}") from None
+    if not isinstance(cfg, dict):
+        raise TrajetError(f"{model_dir}/config.json is not a JSON object")
+    return cfg
+
+
+def _id2label(model_dir: Path) -> dict[int, str]:
+    try:
+        cfg = _config_dict(model_dir)
         return {int(k): str(v) for k, v in cfg["id2label"].items()}
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise TrajetError(f"{model_dir}/config.json has no usable id2label: {exc}") from None
@@ -314,8 +334,10 @@ class OnnxPredictor(Predictor):
     """`Predictor` with the forward pass in ONNX Runtime: same preparation, batching, errors and output."""
 
     def __init__(self, session: Any, tokenizer: Any, *, max_length: int, batch_size: int = 32,
-                 id2label: dict[int, str], files: OnnxFiles | None = None, precision: str = "int8") -> None:
-        super().__init__(session, tokenizer, max_length=max_length, batch_size=batch_size, id2label=id2label)
+                 id2label: dict[int, str], files: OnnxFiles | None = None, precision: str = "int8",
+                 lexicon: Lexicon | None = None) -> None:
+        super().__init__(session, tokenizer, max_length=max_length, batch_size=batch_size, id2label=id2label,
+                         lexicon=lexicon)
         self.session = session
         self.files = files
         self.precision = precision
@@ -329,10 +351,11 @@ class OnnxPredictor(Predictor):
         session = make_session(files.path(precision), num_threads=num_threads)
         tokenizer = load_tokenizer(model_dir)
         return cls(session, tokenizer, max_length=max_length_of(model_dir, tokenizer), batch_size=batch_size,
-                   id2label=_id2label(model_dir), files=files, precision=precision)
+                   id2label=_id2label(model_dir), files=files, precision=precision,
+                   lexicon=model_lexicon(model_dir, _config_dict(model_dir)))
 
-    def _logits(self, ids: Any, mask: Any) -> Any:
+    def _logits(self, inputs: Mapping[str, Any]) -> Any:
         import torch
 
-        out = self.session.run(["logits"], {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})[0]
+        out = self.session.run(["logits"], {name: tensor.numpy() for name, tensor in inputs.items()})[0]
         return torch.from_numpy(out)

@@ -579,6 +579,47 @@ FAMILIES: list[tuple] = [
         "[la ville|la cathédrale|le marché] {de:X} [est plus belle que|ressemble à] celle {de:Y}{end}",
         "{X} [est jumelée avec|est plus proche de la mer que] {Y}{end}",
     ), 0.8),
+    # Sentences that look like requests (two towns, a time, a train) but ask for none: the status of a train,
+    # a trip already made, where someone works or studies, what happens in a town.
+    ("nt_train_status", "no_trip", (
+        "le [TGV|TER|train|Ouigo|Intercités] {X} {Y} [de ce matin|de {h}h{mm}|d'hier soir|de {h}h] [est en retard|a été supprimé|est annulé|part de quel quai|a combien de retard]{qend}",
+        "[pourquoi|est-ce que] le train {de:X} [de {h}h{mm}|de ce matin|] [est|a été] [supprimé|en retard|bloqué {a:Y}]{qend}",
+        "[il y a|y a-t-il] [du retard|des perturbations|des travaux] sur la ligne {X} {Y} [aujourd'hui|ce week-end|]{qend}",
+        "le {X}-{Y} de {h}h{mm} [est complet|roule aujourd'hui|est maintenu]{qend}",
+    ), 1.2),
+    ("nt_past_narrative", "no_trip", (
+        "[parti|partie|je suis parti|je suis partie] {de:X} à {h}h, [arrivé|arrivée] {a:Y} à {h}h{mm}[, trop long|, nickel|, que de retard|]{end}",
+        "[ce week-end|samedi dernier|hier] [j'étais|on était|nous étions] {a:X}[, c'était super|, il faisait beau|]{end}",
+        "on a fait {X} {Y} en [3h|deux heures|une demi-journée] [la dernière fois|l'été dernier|en 2024]{end}",
+        "mon [dernier|premier] voyage {de:X} {a:Y} [remonte à l'an dernier|était en 2019|s'est bien passé]{end}",
+    ), 1.2),
+    ("nt_work", "no_trip", (
+        "je travaille [chez|pour] {company} {a:X}[ depuis {nw} ans|]{end}",
+        "[l'usine|le siège|l'agence] {company} {de:X} [ferme|recrute|déménage {a:Y}]{end}",
+        "[mon bureau|mon école|ma fac] est {a:X}[, pas loin de la gare|]{end}",
+    ), 1.0),
+    ("nt_event", "no_trip", (
+        "le [festival|marché de Noël|carnaval|salon] {de:X} c'est quand{qend}",
+        "il y a [un concert|une fête|un match|une brocante] {a:X} [samedi|ce soir|{date}]{end}",
+        "[tu as vu|vous avez vu] [les inondations|la neige|la tempête|les grèves] {a:X} {date}{qend}",
+    ), 1.0),
+    ("nt_others", "no_trip", (
+        "{person} [est|était|sera] {a:X} [ce week-end|demain|la semaine prochaine|en ce moment]{end}",
+        "mon [frère|cousin|collègue] [a déménagé|déménage|vient d'emménager] {a:X}{end}",
+        "[ma fille|mon fils] [fait ses études|est en stage|travaille] {a:X}{end}",
+    ), 1.0),
+    ("nt_here_now", "no_trip", (
+        "[je suis|jsuis|on est|nous sommes] [bloqué|bloqués|coincé|en retard] {a:X}[, le train ne part pas| depuis une heure|]{end}",
+        "[t'es où|tu es où|vous êtes où] ? [je suis|jsuis|moi je suis] {a:X}[ devant la gare| au café|]",
+        "on se retrouve [à la gare|devant la gare|au buffet de la gare] {de:X}[ à {h}h| ce soir|]{qend}",
+        "j'ai [raté|loupé|manqué] mon train {a:X}[ ce matin| hier|]{end}",
+    ), 1.0),
+    ("nt_tourism", "no_trip", (
+        "[que visiter|qu'est-ce qu'on peut faire|que faire] {a:X} [en un week-end|avec des enfants|quand il pleut|]{qend}",
+        "[quels sont|c'est quoi] les [monuments|musées|plages] {de:X}{qend}",
+        "[j'ai oublié|j'ai perdu] mon [sac|manteau|téléphone] dans le train {de:X} {a:Y}[ hier| ce matin|]{end}",
+        "le trajet {de:X} {a:Y} [était horrible|était parfait|a duré une éternité] [la semaine dernière|hier|]{end}",
+    ), 1.0),
     ("nt_sms", "no_trip", (
         "[jsuis|je suis] [trop content|crevé|en retard|au boulot] [lol|mdr|]",
         "[tu connais|t'as deja été a] {X} [?|]",

@@ -16,6 +16,7 @@ from typing import Any, TextIO
 
 from trajet.backends import check_backend
 from trajet.errors import TrajetError
+from trajet.lexicon import Lexicon, model_lexicon, token_types
 from trajet.phrases import Entity, Token, bio_to_spans, tokenize, trip_fields
 
 MAX_CHARS = 2000  # longer than any travel request; refusing early keeps a pathological line cheap
@@ -27,6 +28,7 @@ class _Prepared:
     tokens: list[Token]
     input_ids: list[int]
     word_ids: list[int | None]
+    type_ids: list[int] | None = None
 
 
 class Predictor:
@@ -40,9 +42,11 @@ class Predictor:
         max_length: int,
         batch_size: int = 32,
         id2label: Mapping[int | str, str] | None = None,
+        lexicon: Lexicon | None = None,
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
+        self.lexicon = lexicon
         self.max_length = max_length
         self.batch_size = batch_size
         labels = id2label if id2label is not None else model.config.id2label
@@ -62,7 +66,8 @@ class Predictor:
         except (OSError, ValueError) as exc:
             raise TrajetError(f"cannot load model from {model_dir}: {exc}") from None
         model.eval()
-        return cls(model, tokenizer, max_length=max_length_of(model_dir, tokenizer), batch_size=batch_size)
+        return cls(model, tokenizer, max_length=max_length_of(model_dir, tokenizer), batch_size=batch_size,
+                   lexicon=model_lexicon(model_dir, model.config))
 
     # -------------------------------------------------------------------------------- core
 
@@ -81,31 +86,42 @@ class Predictor:
         n = len(enc["input_ids"])
         if n > self.max_length:
             return f"text too long: {n} sub-word tokens (max {self.max_length})"
-        return _Prepared(index, tokens, list(enc["input_ids"]), list(enc.word_ids()))
+        word_ids = list(enc.word_ids())
+        type_ids = None
+        if self.lexicon is not None:
+            type_ids = token_types(self.lexicon.word_features([t.text for t in tokens]), word_ids)
+        return _Prepared(index, tokens, list(enc["input_ids"]), word_ids, type_ids)
 
-    def _encode_batch(self, batch: Sequence[_Prepared]) -> tuple[Any, Any]:
-        """(input_ids, attention_mask) as int64 tensors, padded to the longest text of the batch."""
+    def _encode_batch(self, batch: Sequence[_Prepared]) -> dict[str, Any]:
+        """input_ids, attention_mask (and token_type_ids for a gazetteer-feature model) as int64 tensors,
+        padded to the longest text of the batch."""
         import torch
 
         width = max(len(p.input_ids) for p in batch)
         pad = self.tokenizer.pad_token_id or 0
         ids = torch.full((len(batch), width), pad, dtype=torch.long)
         mask = torch.zeros((len(batch), width), dtype=torch.long)
+        types = torch.zeros((len(batch), width), dtype=torch.long) if self.lexicon is not None else None
         for row, p in enumerate(batch):
             ids[row, : len(p.input_ids)] = torch.tensor(p.input_ids)
             mask[row, : len(p.input_ids)] = 1
-        return ids, mask
+            if types is not None and p.type_ids is not None:
+                types[row, : len(p.type_ids)] = torch.tensor(p.type_ids)
+        inputs = {"input_ids": ids, "attention_mask": mask}
+        if types is not None:
+            inputs["token_type_ids"] = types
+        return inputs
 
-    def _logits(self, ids: Any, mask: Any) -> Any:
+    def _logits(self, inputs: Mapping[str, Any]) -> Any:
         """(batch, length, labels) logits as a torch tensor: the one step a backend replaces."""
-        return self.model(input_ids=ids, attention_mask=mask).logits
+        return self.model(**inputs).logits
 
     def _tag_batch(self, batch: Sequence[_Prepared]) -> list[tuple[list[str], list[float]]]:
         import torch
 
-        ids, mask = self._encode_batch(batch)
+        inputs = self._encode_batch(batch)
         with torch.inference_mode():
-            logits = self._logits(ids, mask)
+            logits = self._logits(inputs)
             probs = torch.softmax(logits.float(), dim=-1)
             best_p, best_id = probs.max(dim=-1)
         out = []

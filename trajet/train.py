@@ -67,6 +67,11 @@ class TrainingConfig:
     # (trajet.augment): breaks the "unseen word = place" shortcut of encoders trained from scratch.
     augment: float = 0.0
     augment_word_prob: float = 0.35  # share of a chosen sentence's rare context words that are replaced
+    # Gazetteer match features as token types (trajet.lexicon): which words spell a known place.
+    gazetteer: bool = False
+    # Share of matched places whose hint is hidden in an augmented sentence, so that a place missing from
+    # the gazetteer (typo, hamlet) is still found from context.
+    gazetteer_dropout: float = 0.15
     preset: str | None = None
     # Only for "trajet:" bases built from scratch (see trajet.base.MiniSpec).
     base_spec: dict[str, Any] = field(default_factory=dict)
@@ -157,6 +162,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "num_threads": 1,
         "augment": 0.8,
         "augment_word_prob": 0.35,
+        "gazetteer": True,
         "base_spec": {"hidden_size": 128, "num_layers": 2, "num_heads": 4, "intermediate_size": 256, "vocab_size": 6000,
                       "lowercase": True},
     },
@@ -180,6 +186,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "early_stopping_patience": 100,
         "eval_batch_size": 128,
         "num_threads": 1,
+        "gazetteer": True,
         "base_spec": {"hidden_size": 32, "num_layers": 1, "num_heads": 2, "intermediate_size": 64, "vocab_size": 800},
     },
 }
@@ -277,23 +284,55 @@ def phrases_hash(phrases: Iterable[Phrase]) -> str:
     return h.hexdigest()
 
 
-def encode_words(words: Sequence[str], tags: Sequence[str], tokenizer: Any, max_length: int) -> dict[str, list[int]]:
-    """Sub-token features; the word's tag id on its first sub-token, -100 on the rest and on specials."""
+def encode_words(
+    words: Sequence[str], tags: Sequence[str], tokenizer: Any, max_length: int, features: Sequence[int] | None = None
+) -> dict[str, list[int]]:
+    """Sub-token features; the word's tag id on its first sub-token, -100 on the rest and on specials.
+    With word `features` (gazetteer matches), every sub-token of a word carries its word's as token type."""
     enc = tokenizer(list(words), is_split_into_words=True, truncation=True, max_length=max_length)
+    word_ids = enc.word_ids()
     labels, previous = [], None
-    for wid in enc.word_ids():
+    for wid in word_ids:
         labels.append(-100 if wid is None or wid == previous else LABEL2ID[tags[wid]])
         previous = wid
-    return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"], "labels": labels}
+    out = {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"], "labels": labels}
+    if features is not None:
+        from trajet.lexicon import token_types
+
+        out["token_type_ids"] = token_types(features, word_ids)
+    return out
 
 
-def encode_phrases(phrases: Sequence[Phrase], tokenizer: Any, max_length: int) -> list[dict[str, list[int]]]:
-    """`encode_words` for every phrase, on the project's word tokens."""
+def encode_phrases(
+    phrases: Sequence[Phrase], tokenizer: Any, max_length: int, lexicon: Any = None
+) -> list[dict[str, list[int]]]:
+    """`encode_words` for every phrase, on the project's word tokens (with gazetteer features if given)."""
     out = []
     for phrase in phrases:
         tokens, tags = phrase.tokens_and_tags()
-        out.append(encode_words([t.text for t in tokens], tags, tokenizer, max_length))
+        words = [t.text for t in tokens]
+        features = lexicon.word_features(words) if lexicon is not None else None
+        out.append(encode_words(words, tags, tokenizer, max_length, features))
     return out
+
+
+def enable_type_features(model: Any, n_types: int) -> None:
+    """Give the encoder `n_types` token-type embeddings (CamemBERT bases have one): the new rows start as copies
+    of the old one, so the pretrained behaviour is unchanged until training learns what a match means."""
+    import torch
+
+    embeddings = getattr(model.base_model, "embeddings", None)
+    old = getattr(embeddings, "token_type_embeddings", None)
+    if old is None:
+        raise TrajetError(f"base {model.config.model_type!r} has no token-type embeddings: train with gazetteer=false")
+    if old.num_embeddings >= n_types:
+        return
+    new = torch.nn.Embedding(n_types, old.embedding_dim)
+    with torch.no_grad():
+        new.weight[: old.num_embeddings] = old.weight
+        new.weight[old.num_embeddings :] = old.weight[0]
+    embeddings.token_type_embeddings = new
+    model.config.type_vocab_size = n_types
 
 
 def repair_bio(tags: Sequence[str]) -> list[str]:
@@ -520,16 +559,26 @@ def train_model(
     except OSError as exc:
         raise TrajetError(f"cannot load base model {config.base_model!r}: {exc}") from None
 
+    lexicon = None
+    if config.gazetteer:
+        from trajet import lexicon as lex
+
+        lexicon = lex.Lexicon.from_gazetteer()
+        enable_type_features(model, lex.N_TYPES)
+        model.config.trajet_features = lex.FEATURE
+    elif getattr(model.config, "trajet_features", None) is not None:
+        # Warm start from a model that had features, trained without: the result must not claim them.
+        del model.config.trajet_features
     if config.augment > 0:
         from trajet.augment import AugmentedPhrases
 
         train_ds: Any = AugmentedPhrases(
             train, tokenizer, config.max_length, prob=config.augment, seed=config.seed,
-            word_prob=config.augment_word_prob,
+            word_prob=config.augment_word_prob, lexicon=lexicon, hint_dropout=config.gazetteer_dropout,
         )
     else:
-        train_ds = encode_phrases(train, tokenizer, config.max_length)
-    val_ds = encode_phrases(validation, tokenizer, config.max_length)
+        train_ds = encode_phrases(train, tokenizer, config.max_length, lexicon)
+    val_ds = encode_phrases(validation, tokenizer, config.max_length, lexicon)
     precision = config.resolved_precision()
     checkpoints = output_dir.parent / f".{output_dir.name}.checkpoints"
     shutil.rmtree(checkpoints, ignore_errors=True)
@@ -597,6 +646,10 @@ def train_model(
         shutil.rmtree(output_dir)
     trainer.model.save_pretrained(str(output_dir))
     tokenizer.save_pretrained(str(output_dir))
+    if lexicon is not None:
+        from trajet.lexicon import LEXICON_FILE
+
+        lexicon.save(output_dir / LEXICON_FILE)
     shutil.rmtree(checkpoints, ignore_errors=True)
     info = {
         "config": config.to_dict(),
@@ -680,6 +733,8 @@ rather than the generic pipeline.
 | validation macro F1 | {m.get("f1_macro", 0):.4f} |
 | validation micro F1 | {m.get("f1_micro", 0):.4f} |
 | validation F1 DEPART / ARRIVEE / VIA | {m.get("f1_DEPART", 0):.4f} / {m.get("f1_ARRIVEE", 0):.4f} / {m.get("f1_VIA", 0):.4f} |
+
+Inputs: {"word tokens plus gazetteer match features (token types 0/1/2: no match, first word, inside a known place) from `trajet_lexicon.txt`, saved with the model" if cfg.get("gazetteer") else "word tokens only"}.
 
 Hyperparameters: learning rate {cfg["learning_rate"]}, batch {cfg["batch_size"]}, max length {cfg["max_length"]},
 epochs {cfg["num_epochs"]}, warmup {cfg["warmup_ratio"]}, weight decay {cfg["weight_decay"]}, early stopping

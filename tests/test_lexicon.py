@@ -1,0 +1,155 @@
+import json
+import shutil
+
+import pytest
+
+from tests.train_fixtures import trained_tiny
+from trajet.errors import TrajetError
+from trajet.lexicon import (
+    BEGIN,
+    INSIDE,
+    LEXICON_FILE,
+    NONE,
+    Lexicon,
+    drop_spans,
+    fold,
+    name_keys,
+    token_types,
+)
+from trajet.phrases import parse_markup, tokenize
+
+
+@pytest.fixture(scope="module")
+def small():
+    return Lexicon.from_names(["Paris", "Paris Gare de Lyon", "Lyon", "Saint-Étienne", "Le Havre", "gare du Nord", "La"])
+
+
+def _features(lexicon, text):
+    return [(t.text, f) for t, f in zip(tokenize(text), lexicon.word_features([t.text for t in tokenize(text)]), strict=True)]
+
+
+def test_fold_ignores_case_accents_and_apostrophe_style():
+    assert fold("Saint-Étienne") == "saint-etienne"
+    assert fold("L’Isle-Adam") == "l'isle-adam"
+
+
+def test_name_keys_cover_how_people_type_a_name():
+    assert name_keys("Saint-Étienne") == {("saint-etienne",), ("saint", "etienne"), ("st-etienne",), ("st", "etienne")}
+    assert name_keys("Le Havre") == {("le", "havre"), ("havre",)}
+    assert name_keys("La") == set()  # an article alone is never a place
+
+
+def test_longest_match_wins_and_marks_begin_inside(small):
+    got = _features(small, "De Paris Gare de Lyon à saint etienne, puis au HAVRE")
+    assert got == [
+        ("De", NONE), ("Paris", BEGIN), ("Gare", INSIDE), ("de", INSIDE), ("Lyon", INSIDE), ("à", NONE),
+        ("saint", BEGIN), ("etienne", INSIDE), (",", NONE), ("puis", NONE), ("au", NONE), ("HAVRE", BEGIN),
+    ]
+    assert _features(small, "la gare du nord")[1:] == [("gare", BEGIN), ("du", INSIDE), ("nord", INSIDE)]
+    assert [f for _, f in _features(small, "la ville de Parisiens")] == [NONE] * 4
+
+
+def test_gazetteer_lexicon_knows_communes_alternates_and_stations():
+    lexicon = Lexicon.from_gazetteer()
+    assert len(lexicon) > 15_000
+    assert [f for _, f in _features(lexicon, "de st etienne à clermont")][1:] == [BEGIN, INSIDE, NONE, BEGIN]
+    assert [f for _, f in _features(lexicon, "Lyon Part-Dieu")] == [BEGIN, INSIDE]
+    assert ("la",) not in lexicon.entries and ("de",) not in lexicon.entries
+
+
+def test_save_and_load_round_trip(small, tmp_path):
+    small.save(tmp_path / LEXICON_FILE)
+    again = Lexicon.load(tmp_path / LEXICON_FILE)
+    assert again.entries == small.entries
+    with pytest.raises(TrajetError, match="lexicon file is missing"):
+        Lexicon.load(tmp_path / "nope.txt")
+
+
+def test_drop_spans_hides_whole_places_only():
+    features = [NONE, BEGIN, INSIDE, NONE, BEGIN, BEGIN, INSIDE]
+    assert drop_spans(features, [True, False, True]) == [NONE, BEGIN, INSIDE, NONE, NONE, BEGIN, INSIDE]
+    assert drop_spans(features, [False, True, False]) == [NONE] * 4 + [BEGIN, NONE, NONE]
+
+
+def test_token_types_follow_word_ids():
+    assert token_types([BEGIN, INSIDE, NONE], [None, 0, 0, 1, 2, None]) == [0, 1, 1, 2, 0, 0]
+
+
+def test_encoding_carries_features_on_every_sub_token(tmp_path_factory, small):
+    from transformers import AutoTokenizer
+
+    from trajet.train import encode_phrases
+
+    tiny = trained_tiny(tmp_path_factory.mktemp("tiny"))
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny["base"]))
+    phrase = parse_markup("Train de [Saint-Étienne|D] à [Paris Gare de Lyon|A]")
+    (enc,) = encode_phrases([phrase], tokenizer, 64, small)
+    words = [t.text for t in tokenize(phrase.text)]
+    word_ids = tokenizer(words, is_split_into_words=True).word_ids()
+    expected = [0 if w is None else [NONE, NONE, BEGIN, NONE, BEGIN, INSIDE, INSIDE, INSIDE][w] for w in word_ids]
+    assert enc["token_type_ids"] == expected
+    assert len(enc["token_type_ids"]) == len(enc["input_ids"])
+    (plain,) = encode_phrases([phrase], tokenizer, 64)
+    assert "token_type_ids" not in plain and plain["labels"] == enc["labels"]
+
+
+def test_trained_model_saves_its_lexicon_and_reads_the_features(tmp_path_factory):
+    import torch
+
+    from trajet.predict import Predictor
+
+    tiny = trained_tiny(tmp_path_factory.mktemp("tiny"))
+    model_dir = tiny["model"]
+    cfg = json.loads((model_dir / "config.json").read_text())
+    assert cfg["trajet_features"] == "gazetteer-bio-v1" and cfg["type_vocab_size"] == 3
+    assert Lexicon.load(model_dir / LEXICON_FILE).entries == Lexicon.from_gazetteer().entries
+    predictor = Predictor.load(model_dir)
+    assert predictor.lexicon is not None
+    prepared = [predictor._prepare(0, "Je veux aller de Paris à Lyon demain")]
+    inputs = predictor._encode_batch(prepared)
+    assert inputs["token_type_ids"].tolist()[0] == prepared[0].type_ids
+    assert 1 in prepared[0].type_ids
+    with torch.inference_mode():
+        with_hints = predictor.model(**inputs).logits
+        without = predictor.model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]).logits
+    assert not torch.allclose(with_hints, without)  # the features reach the model
+
+
+def test_model_without_features_still_predicts(tmp_path_factory, tmp_path):
+    from trajet.predict import Predictor
+
+    tiny = trained_tiny(tmp_path_factory.mktemp("tiny"))
+    plain = tmp_path / "plain"
+    shutil.copytree(tiny["model"], plain)
+    cfg = json.loads((plain / "config.json").read_text())
+    del cfg["trajet_features"]
+    (plain / "config.json").write_text(json.dumps(cfg))
+    (plain / LEXICON_FILE).unlink()
+    predictor = Predictor.load(plain)
+    assert predictor.lexicon is None
+    (result,) = predictor.predict(["Je veux aller de Paris à Lyon"])
+    assert "entities" in result and "error" not in result
+
+
+def test_missing_lexicon_is_a_clear_error(tmp_path_factory, tmp_path):
+    from trajet.predict import Predictor
+
+    tiny = trained_tiny(tmp_path_factory.mktemp("tiny"))
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny["model"], broken)
+    (broken / LEXICON_FILE).unlink()
+    with pytest.raises(TrajetError, match=f"{LEXICON_FILE}: the model expects gazetteer features"):
+        Predictor.load(broken)
+
+
+def test_warm_start_without_features_drops_the_claim(tmp_path_factory, tmp_path):
+    from trajet.predict import Predictor
+    from trajet.train import config_for, train_model
+
+    tiny = trained_tiny(tmp_path_factory.mktemp("tiny"))
+    cfg = config_for("tiny", {"base_model": str(tiny["model"]), "gazetteer": False, "max_steps": 4, "eval_steps": 2,
+                              "save_steps": 2})
+    out = train_model(tiny["train"][:40], tiny["val"][:10], cfg, tmp_path / "plain", progress=False).output_dir
+    assert "trajet_features" not in json.loads((out / "config.json").read_text())
+    assert not (out / LEXICON_FILE).exists()
+    assert Predictor.load(out).lexicon is None
