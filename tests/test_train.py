@@ -258,3 +258,20 @@ def test_training_data_from_a_store_snapshot(tmp_path):
     assert content_hash == snap.content_hash
     assert len(tr) == snap.counts["train"] and len(val) == snap.counts["validation"] and val
     assert all(not is_validation(p.text) for p in tr) and all(is_validation(p.text) for p in val)
+
+
+def test_concurrent_builds_of_one_base_both_succeed(tmp_path):
+    """Two trainings starting together on one TRAJET_HOME build the same base; neither may break the other."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from transformers import CamembertConfig, CamembertModel  # noqa: F401  (lazy imports are not thread-safe)
+
+    from trajet.base import MiniSpec, build_mini
+
+    texts = [p.text for p in make_phrases(80, seed=3)]
+    out = tmp_path / "bases" / "tiny-same"
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda _: build_mini(texts, out, MiniSpec.named("tiny")), range(2)))
+    assert results == [out, out]
+    assert (out / "config.json").is_file() and any(out.glob("*.safetensors"))
+    assert sorted(p.name for p in out.parent.iterdir()) == ["tiny-same"]  # no staging folder left behind

@@ -12,7 +12,9 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
 import shutil
+import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -168,17 +170,23 @@ def build_mini(texts: Sequence[str], out_dir: Path, spec: MiniSpec) -> Path:
         type_vocab_size=1,
     )
     model = CamembertModel(cfg, add_pooling_layer=False)
-    tmp = out_dir.with_name(out_dir.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
+    # A private staging folder per build: two trainings starting at once on one TRAJET_HOME (two workers on a
+    # host) build the same base; each writes its own copy and the first rename wins, the other is dropped.
+    tmp = out_dir.with_name(f"{out_dir.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     tmp.mkdir(parents=True)
     model.save_pretrained(str(tmp))
     tokenizer.save_pretrained(str(tmp))
     (tmp / "trajet_base.json").write_text(
         json.dumps({"spec": asdict(spec), "corpus_size": len(texts), "kind": "camembert-from-scratch"}, indent=2) + "\n"
     )
-    shutil.rmtree(out_dir, ignore_errors=True)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp.rename(out_dir)
+    try:
+        tmp.rename(out_dir)
+    except OSError:
+        if not (out_dir / "config.json").is_file():  # not a finished base from a concurrent build: replace it
+            shutil.rmtree(out_dir, ignore_errors=True)
+            tmp.rename(out_dir)
+    shutil.rmtree(tmp, ignore_errors=True)
     return out_dir
 
 
