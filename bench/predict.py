@@ -102,6 +102,8 @@ def main() -> None:
     parser.add_argument("--spacy-epochs", type=int, default=10)
     parser.add_argument("--n-batched", type=int, default=2000, help="Sentences for the throughput run.")
     parser.add_argument("--n-single", type=int, default=200, help="Single-sentence calls for the latency run.")
+    parser.add_argument("--backend", default="torch",
+                        help="Trajet backends to time, comma-separated: torch, onnx (int8, exported once and cached).")
     args = parser.parse_args()
 
     try:
@@ -113,16 +115,19 @@ def main() -> None:
     from rich.table import Table
 
     from trajet.evaluate import evaluate_predictions, load_challenge
-    from trajet.predict import Predictor
+    from trajet.predict import load_predictor
 
     torch.set_num_threads(1)
     challenge = load_challenge(args.challenge)
     texts = [p.text for p in challenge]
     pool = (texts * (args.n_batched // len(texts) + 1))[: args.n_batched]
 
-    predictor = Predictor.load(args.model, batch_size=64)
-    ours = evaluate_predictions(challenge, predictor.predict_entities(texts))
-    our_rate, our_p50 = timings(predictor.predict, lambda t: predictor.predict([t]), pool, args.n_single)
+    rows = []
+    for backend in [b.strip() for b in args.backend.split(",") if b.strip()]:
+        predictor = load_predictor(args.model, backend=backend, batch_size=64, num_threads=1)
+        ours = evaluate_predictions(challenge, predictor.predict_entities(texts))
+        rate, p50 = timings(predictor.predict, lambda t, p=predictor: p.predict([t]), pool, args.n_single)
+        rows.append((f"trajet {args.model.name} ({backend})", ours, rate, p50))
 
     t0 = time.perf_counter()
     nlp, skipped = train_spacy(read_phrases(args.train), args.spacy_epochs)
@@ -134,7 +139,7 @@ def main() -> None:
     for col in ("pipeline", "sentences/s (batched)", "p50 latency ms", "micro F1", "exact match", "no-trip clean"):
         table.add_column(col, justify="right")
     for name, rep, rate, p50 in (
-        (f"trajet {args.model.name}", ours, our_rate, our_p50),
+        *rows,
         (f"spaCy blank fr + ner ({args.spacy_epochs} ep, {spacy_train_s:.0f} s)", theirs, sp_rate, sp_p50),
     ):
         nt = rep["no_trip"]["clean"]
