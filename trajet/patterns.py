@@ -345,6 +345,16 @@ FAMILIES: list[tuple] = [
         "{want} {go} {de:D} {a:A}{VIAS} {date}, [idéalement|si possible|de préférence] {time}, {pax}, {class}, [avec|sans] [bagages|vélo|animal]{end}",
         "[il me faudrait|je cherche] {ticket} {de:D} {a:A} {date} [en partant|départ] {time}, [retour|et retour] {date} {time}{end}",
     ), 1.2),
+    # Several sentences: who is writing and why (with places that are not the trip), then the trip, then details.
+    ("long_story", "long", (
+        "{greetp}je m'appelle {person} et j'habite {a:X}. [Je dois|Il faut que je|Je vais] [aller|me rendre] {a:A} {date} [pour le travail|pour voir ma famille|pour un concert|pour un entretien]. Je partirai {de:D}{VIAS}[ {time}|]. Ce sera {pax}, {class}.[ Merci d'avance !| Bonne journée.| Merci.|]",
+        "[la dernière fois|l'an dernier|le mois dernier] [j'ai pris le train|je suis allé] {de:X} {a:Y} et [c'était long|tout s'est bien passé|j'ai eu du retard]. Cette fois-ci {want} {go} {de:D} {a:A}{VIAS} {date} {time}{end}",
+        "{greetp}[petite question|j'ai une question] : [mon fils|ma fille|ma mère] [habite|vit] {a:X} mais [on se retrouve|nous nous retrouvons] {a:A} {date}. {find} {ticket} {depuis:D}{VIAS}, {class}.[ Merci beaucoup| Merci d'avance| Bonne journée|]{end}",
+    ), 1.2),
+    ("long_sms", "sms", (
+        "[slt|coucou|yo|bjr] [jsuis|je suis] {a:X} [en ce moment|chez mes parents|pr le taf] mais [faut que je|jdois|je dois] [aller|rentrer|descendre] {a:A} {date} [en partant|au départ] {de:D}{VIAS} [pr|pour] [2|deux|3|1] [pers|personnes|adultes] [stp|svp|merci|] [:)|!!|]",
+        "[bjr|slt] [jvoudrais|je voudrais|jvx] [un billet|1 billet|2 billets] {de:D} {a:A}{VIAS} {date} [vers|à] {h}h [en 2nde|en 1ere|pas cher|] [c possible|c'est possible|possible] [?|stp ?|]",
+    ), 1.0, "sms"),
     # ------------------------------------------------------------------ terse forms
     ("terse_space", "terse", ("{D} {A}{tail}", "{D} {A}{tail}{end}"), 1.5),
     ("terse_dash", "terse", ("{D} - {A}{tail}{end}", "{D} – {A}{tail}{end}", "{D} -- {A}{tail}"), 1.5),
