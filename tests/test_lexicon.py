@@ -12,7 +12,6 @@ from trajet.lexicon import (
     NONE,
     Lexicon,
     drop_spans,
-    fold,
     name_keys,
     token_types,
 )
@@ -28,9 +27,10 @@ def _features(lexicon, text):
     return [(t.text, f) for t, f in zip(tokenize(text), lexicon.word_features([t.text for t in tokenize(text)]), strict=True)]
 
 
-def test_fold_ignores_case_accents_and_apostrophe_style():
-    assert fold("Saint-Étienne") == "saint-etienne"
-    assert fold("L’Isle-Adam") == "l'isle-adam"
+def test_matching_ignores_case_accents_and_apostrophe_style():
+    lexicon = Lexicon.from_names(["Saint-Étienne", "L'Isle-Adam"])
+    assert [f for _, f in _features(lexicon, "SAINT-ETIENNE")] == [BEGIN]
+    assert [f for _, f in _features(lexicon, "l’isle-adam")] == [BEGIN, INSIDE]
 
 
 def test_name_keys_cover_how_people_type_a_name():
@@ -105,7 +105,7 @@ def test_trained_model_saves_its_lexicon_and_reads_the_features(tmp_path_factory
     assert Lexicon.load(model_dir / LEXICON_FILE).entries == Lexicon.from_gazetteer().entries
     predictor = Predictor.load(model_dir)
     assert predictor.lexicon is not None
-    prepared = [predictor._prepare(0, "Je veux aller de Paris à Lyon demain")]
+    prepared = predictor._prepare_many([(0, "Je veux aller de Paris à Lyon demain")])
     inputs = predictor._encode_batch(prepared)
     assert inputs["token_type_ids"].tolist()[0] == prepared[0].type_ids
     assert 1 in prepared[0].type_ids

@@ -123,7 +123,7 @@ def test_fp32_logits_match_torch(exported, torch_predictor, texts):
     from trajet.onnx_runtime import make_session
 
     session = make_session(exported.fp32, num_threads=1)
-    prepared = [torch_predictor._prepare(i, t) for i, t in enumerate(texts)]
+    prepared = torch_predictor._prepare_many(list(enumerate(texts)))
     for batch in (prepared[:1], prepared[:7], prepared):  # several batch sizes and padded widths
         inputs = torch_predictor._encode_batch(batch)
         with torch.inference_mode():

@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
+from trajet.lexicon import BEGIN, drop_spans
 from trajet.phrases import Phrase
 from trajet.train import encode_words
 
@@ -122,8 +123,6 @@ class AugmentedPhrases:
         probability `dropout`, as a place missing from the gazetteer would."""
         if self.lexicon is None:
             return None
-        from trajet.lexicon import BEGIN, drop_spans
-
         features = self.lexicon.word_features(words)
         if dropout <= 0:
             return features

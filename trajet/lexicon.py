@@ -16,12 +16,11 @@ exactly the features it learned on, whatever gazetteer the machine that runs it 
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from trajet.errors import TrajetError
-from trajet.phrases import tokenize
+from trajet.phrases import normalise_text, tokenize
 
 FEATURE = "gazetteer-bio-v1"  # written in the model's config.json as `trajet_features`
 LEXICON_FILE = "trajet_lexicon.txt"
@@ -32,14 +31,10 @@ ARTICLES = ("le", "la", "les", "l'")
 FUNCTION_WORDS = frozenset("le la les l' de du des d' à a au aux en et y".split())
 
 
-def fold(word: str) -> str:
-    """Case, accents and apostrophe style do not change a match: users type `saint etienne`, `orleans`."""
-    decomposed = unicodedata.normalize("NFKD", word)
-    return "".join(c for c in decomposed if not unicodedata.combining(c)).replace("’", "'").lower()
-
-
 def _words(text: str) -> tuple[str, ...]:
-    return tuple(fold(t.text) for t in tokenize(text))
+    """Folded words: case, accents and apostrophe style do not change a match (`saint etienne`, `orleans`);
+    the same key the store uses for duplicates (`phrases.normalise_text`)."""
+    return tuple(normalise_text(t.text) for t in tokenize(text))
 
 
 _SAINT = re.compile(r"\b(s)ain(te?)\b", re.IGNORECASE)
@@ -104,7 +99,7 @@ class Lexicon:
 
     def word_features(self, words: Sequence[str]) -> list[int]:
         """0/1/2 per word; at each position the longest known name wins, then matching resumes after it."""
-        folded = [fold(w) for w in words]
+        folded = [normalise_text(w) for w in words]
         out = [NONE] * len(words)
         i = 0
         while i < len(folded):
@@ -132,9 +127,9 @@ def drop_spans(features: Sequence[int], keep: Sequence[bool]) -> list[int]:
     return out
 
 
-def model_lexicon(model_dir: Path, config: object) -> Lexicon | None:
-    """The lexicon saved with a model whose config asks for gazetteer features; None for a plain model."""
-    feature = config.get("trajet_features") if isinstance(config, dict) else getattr(config, "trajet_features", None)
+def model_lexicon(model_dir: Path, feature: str | None) -> Lexicon | None:
+    """The lexicon saved with a model whose config asks for gazetteer features (`trajet_features` in its
+    config.json); None for a plain model."""
     if feature is None:
         return None
     if feature != FEATURE:

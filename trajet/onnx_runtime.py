@@ -322,9 +322,8 @@ def _config_dict(model_dir: Path) -> dict[str, Any]:
     return cfg
 
 
-def _id2label(model_dir: Path) -> dict[int, str]:
+def _id2label(model_dir: Path, cfg: dict[str, Any]) -> dict[int, str]:
     try:
-        cfg = _config_dict(model_dir)
         return {int(k): str(v) for k, v in cfg["id2label"].items()}
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise TrajetError(f"{model_dir}/config.json has no usable id2label: {exc}") from None
@@ -350,9 +349,10 @@ class OnnxPredictor(Predictor):
         files = ensure_onnx(model_dir, cache_root=cache_root)
         session = make_session(files.path(precision), num_threads=num_threads)
         tokenizer = load_tokenizer(model_dir)
+        cfg = _config_dict(model_dir)
         return cls(session, tokenizer, max_length=max_length_of(model_dir, tokenizer), batch_size=batch_size,
-                   id2label=_id2label(model_dir), files=files, precision=precision,
-                   lexicon=model_lexicon(model_dir, _config_dict(model_dir)))
+                   id2label=_id2label(model_dir, cfg), files=files, precision=precision,
+                   lexicon=model_lexicon(model_dir, cfg.get("trajet_features")))
 
     def _logits(self, inputs: Mapping[str, Any]) -> Any:
         import torch

@@ -67,13 +67,9 @@ class Predictor:
             raise TrajetError(f"cannot load model from {model_dir}: {exc}") from None
         model.eval()
         return cls(model, tokenizer, max_length=max_length_of(model_dir, tokenizer), batch_size=batch_size,
-                   lexicon=model_lexicon(model_dir, model.config))
+                   lexicon=model_lexicon(model_dir, getattr(model.config, "trajet_features", None)))
 
     # -------------------------------------------------------------------------------- core
-
-    def _prepare(self, index: int, text: str) -> _Prepared | str:
-        """Encoded words, or the reason this text cannot be read."""
-        return self._prepare_many([(index, text)])[0]
 
     @staticmethod
     def _words_or_reason(text: Any) -> list[Token] | str:
@@ -87,8 +83,8 @@ class Predictor:
         return tokens if tokens else "no words in text"
 
     def _prepare_many(self, items: Sequence[tuple[int, Any]]) -> list[_Prepared | str]:
-        """`_prepare` for many texts with one sub-word tokenizer call: per-call overhead of the HF tokenizer
-        was a third of batched inference time when each text was encoded alone."""
+        """Per (index, text): its encoded words, or the reason it cannot be read. One sub-word tokenizer call for
+        all: the HF tokenizer's per-call overhead was a third of batched inference time, one text at a time."""
         out: list[_Prepared | str] = []
         readable: list[tuple[int, int, list[Token]]] = []  # (position in out, index, tokens)
         for index, text in items:

@@ -21,6 +21,7 @@ from typing import Any
 from trajet import config as trajet_config
 from trajet.errors import TrajetError
 from trajet.labels import ENTITY_TYPES, ID2LABEL, LABEL2ID, LABELS
+from trajet.lexicon import token_types
 from trajet.phrases import Phrase, normalise_text, read_phrases
 
 ENV_PREFIX = "TRAJET_TRAIN_"
@@ -302,8 +303,6 @@ def encode_words(
         previous = wid
     out = {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"], "labels": labels}
     if features is not None:
-        from trajet.lexicon import token_types
-
         out["token_type_ids"] = token_types(features, word_ids)
     return out
 
