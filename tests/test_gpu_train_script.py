@@ -18,8 +18,9 @@ SCRIPT = REPO_ROOT / "bench" / "gpu_train.py"
 GPU_MACHINE = ("torch", "transformers", "accelerate", "tokenizers", "safetensors", "typer", "rich")
 ABSENT = ("seqeval", "datasets", "prefect", "pandas", "sqlalchemy", "great_expectations", "boto3", "fastapi",
           "onnxruntime", "sklearn")
+# trajet.lexicon: pure Python (stdlib + trajet.phrases), imported by trajet.train for the gazetteer features.
 TRAJET_ALLOWED = {"trajet", "trajet.labels", "trajet.phrases", "trajet.base", "trajet.config", "trajet.errors",
-                  "trajet.train"}
+                  "trajet.train", "trajet.lexicon"}
 
 # Runs the script as __main__ with the absent packages made unimportable (and invisible to find_spec, as when
 # they are not installed), then writes every module it loaded.
