@@ -1,8 +1,8 @@
 """Inference: one model load per process, batched, no gradient; words split exactly as in training.
 
-A word's tag is read on its first sub-token (where training put the label); the tag sequence is read
-leniently (an I- that does not continue an entity opens one), and each entity carries the mean probability
-of its words' tags as `score`.
+A word's tag is read on its first sub-token (where training put the label); the sequence is the best one
+that keeps the trip's rules (trajet.decode), and each entity carries the mean probability of its words' tags
+as `score`.
 """
 
 from __future__ import annotations
@@ -14,11 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from trajet import decode
 from trajet.backends import check_backend
 from trajet.errors import TrajetError
 from trajet.lexicon import Lexicon, model_lexicon, token_types
 from trajet.phrases import Entity, Token, bio_to_spans, tokenize, trip_fields
 
+_ONLY_O = [0.0] + [-math.inf] * 6  # log-probabilities of a word that can only be O
 MAX_CHARS = 2000  # longer than any travel request; refusing early keeps a pathological line cheap
 
 
@@ -135,25 +137,20 @@ class Predictor:
         return self.model(**inputs).logits
 
     def _tag_batch(self, batch: Sequence[_Prepared]) -> list[tuple[list[str], list[float]]]:
+        """Per text: a tag and its probability per word, read on each word's first sub-token and decoded
+        under the trip's rules (trajet.decode: well-formed spans, one departure, one arrival)."""
         import torch
 
         inputs = self._encode_batch(batch)
         with torch.inference_mode():
-            logits = self._logits(inputs)
-            probs = torch.softmax(logits.float(), dim=-1)
-            best_p, best_id = probs.max(dim=-1)
+            log_probs = torch.log_softmax(self._logits(inputs).float(), dim=-1).tolist()
         out = []
         for row, p in enumerate(batch):
-            tags = ["O"] * len(p.tokens)
-            scores = [1.0] * len(p.tokens)
-            seen: set[int] = set()
-            for pos, wid in enumerate(p.word_ids):
-                if wid is None or wid in seen:
-                    continue
-                seen.add(wid)
-                tags[wid] = self.id2label[int(best_id[row, pos])]
-                scores[wid] = float(best_p[row, pos])
-            out.append((tags, scores))
+            rows = log_probs[row]
+            # A word the sub-word tokenizer folds to nothing has no position: it is read as O, as in training.
+            word_rows = [rows[pos] if pos >= 0 else _ONLY_O for pos in first_subtokens(p.word_ids, len(p.tokens))]
+            ids = decode.decode(word_rows)
+            out.append(([self.id2label[i] for i in ids], [math.exp(r[i]) for r, i in zip(word_rows, ids, strict=True)]))
         return out
 
     def _run(self, texts: Sequence[str]) -> Iterator[tuple[int, list[Token], list[str], list[float]] | tuple[int, str]]:
@@ -204,6 +201,15 @@ class Predictor:
                 index, tokens, tags, _ = item
                 out[index] = bio_to_spans(tokens, tags, strict=False)
         return out
+
+
+def first_subtokens(word_ids: Sequence[int | None], n_words: int) -> list[int]:
+    """The sub-token position that carries each word's tag (its first), in word order."""
+    positions = [-1] * n_words
+    for pos, wid in enumerate(word_ids):
+        if wid is not None and positions[wid] < 0:
+            positions[wid] = pos
+    return positions
 
 
 def check_model_dir(model_dir: Path) -> Path:

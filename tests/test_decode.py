@@ -1,0 +1,76 @@
+"""Constrained decoding: the answer keeps the trip's rules and is the best such sequence (checked by brute force)."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from trajet import decode
+from trajet.labels import LABEL2ID, LABELS
+
+
+def _rows(*tags_and_probs: dict[str, float]) -> list[list[float]]:
+    """Log-probability rows; labels not named share what is left of the mass."""
+    out = []
+    for named in tags_and_probs:
+        rest = (1.0 - sum(named.values())) / (len(LABELS) - len(named))
+        out.append([math.log(named.get(label, rest)) for label in LABELS])
+    return out
+
+
+def _tags(ids):
+    return [LABELS[i] for i in ids]
+
+
+def test_valid_argmax_is_kept_as_is():
+    rows = _rows({"B-DEPART": 0.9}, {"O": 0.9}, {"B-ARRIVEE": 0.6}, {"I-ARRIVEE": 0.7})
+    assert _tags(decode.decode(rows)) == ["B-DEPART", "O", "B-ARRIVEE", "I-ARRIVEE"]
+
+
+def test_two_departures_become_departure_and_stop():
+    # "Paris Lyon Dijon": the model says DEPART twice; the second is read as its next-best role.
+    rows = _rows({"B-DEPART": 0.9}, {"B-ARRIVEE": 0.8}, {"B-DEPART": 0.5, "B-VIA": 0.4})
+    assert _tags(decode.decode(rows)) == ["B-DEPART", "B-ARRIVEE", "B-VIA"]
+
+
+def test_the_more_confident_of_two_arrivals_keeps_the_role():
+    rows = _rows({"B-ARRIVEE": 0.55, "B-VIA": 0.4}, {"O": 0.9}, {"B-ARRIVEE": 0.95})
+    assert _tags(decode.decode(rows)) == ["B-VIA", "O", "B-ARRIVEE"]
+
+
+def test_inside_tag_without_its_begin_is_repaired():
+    # O I-VIA: either the span opens (B-VIA) or the word is O, whichever scores higher overall.
+    rows = _rows({"O": 0.9}, {"I-VIA": 0.6, "B-VIA": 0.3})
+    assert _tags(decode.decode(rows)) == ["O", "B-VIA"]
+    # a span that changes type half-way is not an entity: B-DEPART I-ARRIVEE
+    rows = _rows({"B-DEPART": 0.7, "B-ARRIVEE": 0.2}, {"I-ARRIVEE": 0.5, "I-DEPART": 0.45})
+    assert _tags(decode.decode(rows)) == ["B-DEPART", "I-DEPART"]
+
+
+def test_empty_sentence():
+    assert decode.decode([]) == []
+
+
+def test_is_valid():
+    ids = [LABEL2ID[t] for t in ["B-DEPART", "I-DEPART", "O", "B-VIA", "B-VIA", "B-ARRIVEE"]]
+    assert decode.is_valid(ids)
+    assert not decode.is_valid([LABEL2ID["I-VIA"]])
+    assert not decode.is_valid([LABEL2ID["B-ARRIVEE"], LABEL2ID["O"], LABEL2ID["B-ARRIVEE"]])
+    assert not decode.is_valid([LABEL2ID["B-VIA"], LABEL2ID["I-DEPART"]])
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.lists(st.floats(-8.0, 0.0), min_size=len(LABELS), max_size=len(LABELS)), min_size=1, max_size=4))
+def test_viterbi_finds_the_best_valid_sequence(rows):
+    best = decode.decode(rows)
+    assert decode.is_valid(best)
+    got = sum(r[t] for r, t in zip(rows, best, strict=True))
+    optimum = max(
+        sum(r[t] for r, t in zip(rows, seq, strict=True))
+        for seq in itertools.product(range(len(LABELS)), repeat=len(rows))
+        if decode.is_valid(seq)
+    )
+    assert math.isclose(got, optimum, rel_tol=0, abs_tol=1e-9)

@@ -1,0 +1,106 @@
+"""Constrained decoding: the best tag sequence that is a valid trip, not the best tag of each word alone.
+
+Why: a token classifier picks each word's tag on its own, so it can answer sequences no annotation can
+have: an `I-VIA` after `O`, a `B-DEPART I-ARRIVEE` span, or two departures in "Paris Lyon Dijon" where the
+last word should be the stop. The data contract (trajet.validate refuses such rows) says a request has at
+most one DEPART and one ARRIVEE and well-formed IOB2 spans. Among all sequences that keep those rules, this
+module returns the one with the highest total log-probability (Viterbi over tag x "departure used" x
+"arrival used"). When the per-word best tags already keep the rules they are that optimum, so the search runs
+only on the few sentences that break one, and costs nothing on the rest.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from trajet.labels import LABELS
+
+_NEG = -math.inf
+_O = LABELS.index("O")
+_TYPE = [None if t == "O" else t[2:] for t in LABELS]
+_BEGIN = [t.startswith("B-") for t in LABELS]
+_INSIDE = [t.startswith("I-") for t in LABELS]
+# Entity types of which a request names at most one.
+ONCE = ("DEPART", "ARRIVEE")
+
+
+def is_valid(tag_ids: Sequence[int]) -> bool:
+    """IOB2 spans well formed and at most one DEPART and one ARRIVEE entity."""
+    prev = _O
+    seen: set[str] = set()
+    for t in tag_ids:
+        if _INSIDE[t]:
+            if _TYPE[prev] != _TYPE[t]:
+                return False
+        elif _BEGIN[t]:
+            kind = _TYPE[t]
+            if kind in ONCE:
+                if kind in seen:
+                    return False
+                seen.add(kind)
+        prev = t
+    return True
+
+
+def _argmax(row: Sequence[float]) -> int:
+    best, best_v = 0, row[0]
+    for i in range(1, len(row)):
+        if row[i] > best_v:
+            best, best_v = i, row[i]
+    return best
+
+
+def decode(log_probs: Sequence[Sequence[float]]) -> list[int]:
+    """Tag ids, one per word, from per-word log-probabilities over `LABELS` (any monotone score works)."""
+    best = [_argmax(row) for row in log_probs]
+    if is_valid(best):
+        return best
+    return viterbi(log_probs)
+
+
+def viterbi(log_probs: Sequence[Sequence[float]]) -> list[int]:
+    """The highest-scoring valid sequence. A state is (tag, departure opened, arrival opened)."""
+    n_tags = len(LABELS)
+    once_bit = {kind: 1 << k for k, kind in enumerate(ONCE)}
+
+    def index(tag: int, used: int) -> int:
+        return used * n_tags + tag
+
+    n_states = n_tags * (1 << len(ONCE))
+    score = [_NEG] * n_states
+    score[index(_O, 0)] = 0.0  # before the first word: as if after an O, nothing used
+    back: list[list[int]] = []
+    for row in log_probs:
+        new = [_NEG] * n_states
+        ptr = [-1] * n_states
+        for state in range(n_states):
+            s = score[state]
+            if s == _NEG:
+                continue
+            prev, used = state % n_tags, state // n_tags
+            for t in range(n_tags):
+                if _INSIDE[t]:
+                    if _TYPE[prev] != _TYPE[t]:
+                        continue
+                    nxt_used = used
+                elif _BEGIN[t]:
+                    bit = once_bit.get(_TYPE[t], 0)  # type: ignore[arg-type]
+                    if used & bit:
+                        continue
+                    nxt_used = used | bit
+                else:
+                    nxt_used = used
+                cand = s + row[t]
+                j = index(t, nxt_used)
+                if cand > new[j]:
+                    new[j], ptr[j] = cand, state
+        back.append(ptr)
+        score = new
+    state = max(range(n_states), key=score.__getitem__)
+    tags: list[int] = []
+    for ptr in reversed(back):
+        tags.append(state % n_tags)
+        state = ptr[state]
+    tags.reverse()
+    return tags
