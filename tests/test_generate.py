@@ -263,3 +263,20 @@ def test_generate_small_and_errors(tmp_path):
     assert isinstance(bad.exception, TrajetError)
     missing = runner.invoke(app, ["data", "stats", "--dir", str(tmp_path / "nowhere")])
     assert isinstance(missing.exception, TrajetError) and "not found" in str(missing.exception)
+
+
+def test_return_legs_name_the_trip_again_untagged(committed):
+    """`{de:A!} {a:D!}`: the same towns as the trip, written again, with no entity (one DEPART, one ARRIVEE)."""
+    rows = [p for split in committed.values() for p in split if p.meta.get("pattern") == "long_return"]
+    assert len(rows) >= 40
+    for p in rows:
+        by_label = {e.label: p.text[e.start : e.end] for e in p.entities}
+        assert sorted(e.label for e in p.entities if e.label != "VIA") == ["ARRIVEE", "DEPART"]
+        # the arrival's name appears again after the tagged one, outside every entity
+        arrival = next(e for e in p.entities if e.label == "ARRIVEE")
+        later = p.text.lower().find(by_label["ARRIVEE"].lower()[:4], arrival.end)
+        assert later > arrival.end, p.text
+        assert not any(e.start <= later < e.end for e in p.entities)
+    no_trip = [p for split in committed.values() for p in split
+               if p.meta.get("pattern") in ("nt_of_town", "nt_between", "nt_ticket_done")]
+    assert len(no_trip) >= 100 and all(not p.entities for p in no_trip)

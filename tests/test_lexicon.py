@@ -11,6 +11,9 @@ from trajet.lexicon import (
     LEXICON_FILE,
     NONE,
     Lexicon,
+    FUZZY_BEGIN,
+    FUZZY_INSIDE,
+    KNOWN_WORDS_FILE,
     drop_spans,
     name_keys,
     token_types,
@@ -58,17 +61,54 @@ def test_gazetteer_lexicon_knows_communes_alternates_and_stations():
 
 
 def test_save_and_load_round_trip(small, tmp_path):
-    small.save(tmp_path / LEXICON_FILE)
-    again = Lexicon.load(tmp_path / LEXICON_FILE)
-    assert again.entries == small.entries
-    with pytest.raises(TrajetError, match="lexicon file is missing"):
-        Lexicon.load(tmp_path / "nope.txt")
+    small.save(tmp_path)
+    again = Lexicon.load(tmp_path)
+    assert again.entries == small.entries and not again.fuzzy
+    assert not (tmp_path / KNOWN_WORDS_FILE).exists()
+    with pytest.raises(TrajetError, match=f"{LEXICON_FILE}: the model expects gazetteer features but this file is missing"):
+        Lexicon.load(tmp_path / "nope")
+    fuzzy = Lexicon(small.entries, fuzzy=True, known_words=["pour", "demain"])
+    (tmp_path / "f").mkdir()
+    fuzzy.save(tmp_path / "f")
+    again = Lexicon.load(tmp_path / "f", fuzzy=True)
+    assert again.fuzzy and again.known_words == {"pour", "demain"} and again.entries == small.entries
+    (tmp_path / "f" / KNOWN_WORDS_FILE).unlink()
+    with pytest.raises(TrajetError, match=f"{KNOWN_WORDS_FILE}: the model expects"):
+        Lexicon.load(tmp_path / "f", fuzzy=True)
+
+
+def test_one_slip_matches_get_their_own_types():
+    lexicon = Lexicon.from_names(["Montpellier", "Perpignan", "Noisy-le-Grand", "Lyon", "Saint-Caradec", "Dan"],
+                                 fuzzy=True).with_known_words([[("dans", "O"), ("pour", "O")]] * 2)
+    text = "de Monpellier à Perpigan via Noisy le Grnd et yLon puis St.Caradec pour Lyon dans Dna"
+    got = dict(_features(lexicon, text))
+    assert [got[w] for w in ("Monpellier", "Perpigan", "yLon", "Lyon")] == [FUZZY_BEGIN, FUZZY_BEGIN, FUZZY_BEGIN, BEGIN]
+    feats = _features(lexicon, text)
+    noisy = [f for w, f in feats if w in ("Noisy", "le", "Grnd")]
+    assert noisy == [BEGIN, NONE, NONE] or noisy == [FUZZY_BEGIN, FUZZY_INSIDE, FUZZY_INSIDE]
+    assert [f for w, f in feats if w in ("St", ".", "Caradec")] == [BEGIN, INSIDE, INSIDE]  # "St." form, exact
+    # known context words and too-short spans are never one-slip places; an unknown slip of a short name is
+    assert got["dans"] == NONE and got["pour"] == NONE and got["de"] == NONE and got["Dna"] == NONE
+    # the exact-only lexicon of the same names marks no slip
+    plain = Lexicon(lexicon.entries)
+    assert dict(_features(plain, text))["Monpellier"] == NONE
+
+
+def test_one_slip_is_one_edit():
+    from trajet.lexicon import _one_slip
+
+    assert _one_slip("paris", "parris") and _one_slip("parris", "paris") and _one_slip("lyon", "ylon")
+    assert _one_slip("toulouse", "toulouze") and _one_slip("perpignan", "perpigan")
+    assert not _one_slip("paris", "paris") and not _one_slip("paris", "prais ") and not _one_slip("nice", "nisse")
+    assert not _one_slip("lyon", "noyl") and not _one_slip("abcd", "badc")
 
 
 def test_drop_spans_hides_whole_places_only():
     features = [NONE, BEGIN, INSIDE, NONE, BEGIN, BEGIN, INSIDE]
     assert drop_spans(features, [True, False, True]) == [NONE, BEGIN, INSIDE, NONE, NONE, BEGIN, INSIDE]
     assert drop_spans(features, [False, True, False]) == [NONE] * 4 + [BEGIN, NONE, NONE]
+    fuzzy = [FUZZY_BEGIN, FUZZY_INSIDE, BEGIN, NONE, FUZZY_BEGIN]
+    assert drop_spans(fuzzy, [False, True, False]) == [NONE, NONE, BEGIN, NONE, NONE]
 
 
 def test_token_types_follow_word_ids():
@@ -101,8 +141,10 @@ def test_trained_model_saves_its_lexicon_and_reads_the_features(tmp_path_factory
     tiny = trained_tiny(tmp_path_factory.mktemp("tiny"))
     model_dir = tiny["model"]
     cfg = json.loads((model_dir / "config.json").read_text())
-    assert cfg["trajet_features"] == "gazetteer-bio-v1" and cfg["type_vocab_size"] == 3
-    assert Lexicon.load(model_dir / LEXICON_FILE).entries == Lexicon.from_gazetteer().entries
+    assert cfg["trajet_features"] == "gazetteer-bio-fuzzy-v1" and cfg["type_vocab_size"] == 5
+    saved = Lexicon.load(model_dir, fuzzy=True)
+    assert saved.entries == Lexicon.from_gazetteer().entries
+    assert {"de", "je", "veux"} <= saved.known_words and not saved.known_words & {"paris", "lyon"}
     predictor = Predictor.load(model_dir)
     assert predictor.lexicon is not None
     prepared = predictor._prepare_many([(0, "Je veux aller de Paris à Lyon demain")])

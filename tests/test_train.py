@@ -123,6 +123,26 @@ def test_repair_bio_opens_entities_like_the_predictor():
     assert repair_bio(["O", "I-DEPART", "I-DEPART", "I-ARRIVEE"]) == ["O", "B-DEPART", "I-DEPART", "B-ARRIVEE"]
 
 
+def test_validation_metrics_decode_log_probs_like_the_predictor():
+    """Checkpoint selection scores what users get: two predicted departures are decoded as departure + stop."""
+    import numpy as np
+
+    from trajet.train import compute_token_metrics
+
+    gold = [-100, LABEL2ID["B-DEPART"], LABEL2ID["O"], LABEL2ID["B-ARRIVEE"], LABEL2ID["B-VIA"], -100]
+    probs = np.full((1, 6, len(LABEL2ID)), 0.01)
+    for pos, (best, second) in {1: ("B-DEPART", None), 2: ("O", None), 3: ("B-ARRIVEE", None),
+                                4: ("B-DEPART", "B-VIA")}.items():
+        probs[0, pos, LABEL2ID[best]] = 0.6
+        if second:
+            probs[0, pos, LABEL2ID[second]] = 0.3
+    decoded = compute_token_metrics(np.log(probs), [gold])
+    assert decoded["f1_micro"] == 1.0 and decoded["exact_match"] == 1.0
+    argmax = compute_token_metrics(np.log(probs).argmax(-1), [gold])  # ids alone: read leniently, no decoding
+    assert abs(argmax["f1_micro"] - 2 / 3) < 1e-9  # 2 of 3 right: the second DEPART is wrong
+    assert argmax["exact_match"] == 0.0
+
+
 # ----------------------------------------------------------------------------------- saved model
 
 

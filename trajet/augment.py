@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from trajet.lexicon import BEGIN, drop_spans
+from trajet.lexicon import BEGINS, drop_spans
 from trajet.phrases import Phrase
 from trajet.train import encode_words
 
@@ -126,7 +126,7 @@ class AugmentedPhrases:
         features = self.lexicon.word_features(words)
         if dropout <= 0:
             return features
-        return drop_spans(features, [self.rng.random() >= dropout for f in features if f == BEGIN])
+        return drop_spans(features, [self.rng.random() >= dropout for f in features if f in BEGINS])
 
     def __len__(self) -> int:
         return len(self.items)

@@ -303,7 +303,11 @@ class Builder:
 
     def place_slot(self, prep: str, role_spec: str) -> None:
         role, _, hint = role_spec.partition("@")
-        label = ROLE_LABEL.get(role)  # X, Y, Z: places named in the sentence that are not part of the trip
+        # X, Y, Z: places named in the sentence that are not part of the trip. `A!`: the trip's own arrival named
+        # again where it is not the trip (the return leg of "et le retour de Lyon à Nantes"): untagged.
+        repeat = role.endswith("!")
+        role = role.removesuffix("!")
+        label = None if repeat else ROLE_LABEL.get(role)
         if label is None and not hint:
             hint = "commune"  # where someone lives or was born is a town, not a station
         if prep in ("gde", "ga", "g", "lag", "depuis_gare"):

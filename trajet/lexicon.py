@@ -9,6 +9,13 @@ not a rule: person names that are towns (`Florence`), places outside the trip an
 depend on the context the model learns, and training hides the hint on some places so that a place missing
 from the gazetteer (a typo, a hamlet) is still found.
 
+Typed names miss an exact match (`Monpellier`, `Perpigan`, `Noisy le Grnd`): with `fuzzy`, a span that matches
+no name exactly but is one keyboard slip away from one (a letter dropped, doubled, swapped with its neighbour or
+replaced) gets its own pair of types, 3 and 4. Words the training sentences use as context (`pour`, `dans`,
+`demain`: each one slip from some commune) never start or end such a span: they are the words the model
+already knows, saved with the lexicon. One-slip matches keep their own types because they are weaker evidence
+than exact ones: the model learns from the context how far to trust them.
+
 The lexicon a model was trained with is saved in its directory, so a model pulled from the registry reads
 exactly the features it learned on, whatever gazetteer the machine that runs it has.
 """
@@ -22,10 +29,17 @@ from pathlib import Path
 from trajet.errors import TrajetError
 from trajet.phrases import normalise_text, tokenize
 
-FEATURE = "gazetteer-bio-v1"  # written in the model's config.json as `trajet_features`
+FEATURE = "gazetteer-bio-v1"  # written in the model's config.json as `trajet_features`: exact matches
+FUZZY_FEATURE = "gazetteer-bio-fuzzy-v1"  # exact and one-slip matches
+FEATURES = (FEATURE, FUZZY_FEATURE)
 LEXICON_FILE = "trajet_lexicon.txt"
-NONE, BEGIN, INSIDE = 0, 1, 2
-N_TYPES = 3
+KNOWN_WORDS_FILE = "trajet_known_words.txt"  # context words of the training sentences (fuzzy lexicons)
+KNOWN_MIN_COUNT = 2  # a word typed once (often a typo) is not "known"
+NONE, BEGIN, INSIDE, FUZZY_BEGIN, FUZZY_INSIDE = 0, 1, 2, 3, 4
+N_TYPES = 5  # what a model trained now has; a FEATURE model uses the first 3
+BEGINS = (BEGIN, FUZZY_BEGIN)
+FUZZY_MIN_CHARS = 4  # shorter spans are one slip from too many names (`pour`, `dans`, `ter`)
+FUZZY_MAX_WORDS = 4
 ARTICLES = ("le", "la", "les", "l'")
 # Never a place on their own (an article-less variant of `La` or a stray alternate would otherwise be).
 FUNCTION_WORDS = frozenset("le la les l' de du des d' à a au aux en et y".split())
@@ -43,7 +57,7 @@ _SAINT = re.compile(r"\b(s)ain(te?)\b", re.IGNORECASE)
 def name_keys(name: str) -> set[tuple[str, ...]]:
     """The word sequences a place name is typed as: as written, hyphens as spaces, `St`/`Ste` for
     `Saint`/`Sainte`, without its article."""
-    forms = {name, _SAINT.sub(r"\1\2", name)}
+    forms = {name, _SAINT.sub(r"\1\2", name), _SAINT.sub(r"\1\2.", name).replace(".-", ".")}
     keys = {_words(form) for form in forms} | {_words(form.replace("-", " ")) for form in forms}
     for key in list(keys):
         if len(key) > 1 and key[0] in ARTICLES:
@@ -51,28 +65,60 @@ def name_keys(name: str) -> set[tuple[str, ...]]:
     return {k for k in keys if k and not (len(k) == 1 and k[0] in FUNCTION_WORDS)}
 
 
-class Lexicon:
-    """Folded place names as word tuples, indexed by first word for a greedy longest match."""
+def _one_slip(a: str, b: str) -> bool:
+    """Optimal-string-alignment distance of exactly 1: one letter dropped, added, replaced, or two neighbours
+    swapped."""
+    la, lb = len(a), len(b)
+    if la == lb:
+        diff = [i for i in range(la) if a[i] != b[i]]
+        return len(diff) == 1 or (len(diff) == 2 and diff[1] == diff[0] + 1 and a[diff[0]] == b[diff[1]]
+                                  and a[diff[1]] == b[diff[0]])
+    if abs(la - lb) != 1:
+        return False
+    short, long_ = (a, b) if la < lb else (b, a)
+    i = 0
+    while i < len(short) and short[i] == long_[i]:
+        i += 1
+    return short[i:] == long_[i + 1 :]
 
-    def __init__(self, entries: Iterable[tuple[str, ...]]) -> None:
+
+def _deletions(key: str) -> set[str]:
+    return {key[:i] + key[i + 1 :] for i in range(len(key))}
+
+
+class Lexicon:
+    """Folded place names as word tuples, indexed by first word for a greedy longest match; with `fuzzy`, also
+    by one-letter deletions of the whole name (symmetric-delete lookup) for one-slip matches."""
+
+    def __init__(
+        self, entries: Iterable[tuple[str, ...]], *, fuzzy: bool = False, known_words: Iterable[str] = ()
+    ) -> None:
         self.entries = frozenset(e for e in entries if e)
+        self.fuzzy = fuzzy
+        self.known_words = frozenset(known_words)
         lengths: dict[str, set[int]] = {}
         for entry in self.entries:
             lengths.setdefault(entry[0], set()).add(len(entry))
         self._lengths = {first: sorted(ls, reverse=True) for first, ls in lengths.items()}
+        self._by_deletion: dict[str, list[str]] | None = None
 
     def __len__(self) -> int:
         return len(self.entries)
 
+    @property
+    def feature(self) -> str:
+        """The name a model trained on these features records in its config."""
+        return FUZZY_FEATURE if self.fuzzy else FEATURE
+
     @classmethod
-    def from_names(cls, names: Iterable[str]) -> Lexicon:
+    def from_names(cls, names: Iterable[str], *, fuzzy: bool = False) -> Lexicon:
         entries: set[tuple[str, ...]] = set()
         for name in names:
             entries |= name_keys(name)
-        return cls(entries)
+        return cls(entries, fuzzy=fuzzy)
 
     @classmethod
-    def from_gazetteer(cls) -> Lexicon:
+    def from_gazetteer(cls, *, fuzzy: bool = False) -> Lexicon:
         """Every commune (name, ascii form, alternates) and station of data/places."""
         from trajet.places import communes, stations
 
@@ -81,38 +127,98 @@ class Lexicon:
             names += [c.name, c.ascii, *c.alternates]
         for s in stations():
             names.append(s.name)
-        return cls.from_names(names)
+        return cls.from_names(names, fuzzy=fuzzy)
 
-    def save(self, path: Path) -> None:
+    def with_known_words(self, sentences: Iterable[Sequence[tuple[str, str]]]) -> Lexicon:
+        """This lexicon knowing the context words of these (word, tag) sentences: the words tagged O at least
+        KNOWN_MIN_COUNT times that are not themselves a known place."""
+        counts: dict[str, int] = {}
+        for sentence in sentences:
+            for word, tag in sentence:
+                if tag == "O":
+                    key = normalise_text(word)
+                    counts[key] = counts.get(key, 0) + 1
+        known = {w for w, c in counts.items() if c >= KNOWN_MIN_COUNT and (w,) not in self.entries}
+        return Lexicon(self.entries, fuzzy=self.fuzzy, known_words=known)
+
+    def save(self, model_dir: Path) -> None:
+        """Into a model directory: the names, and for a fuzzy lexicon the known context words."""
         lines = sorted(" ".join(e) for e in self.entries)
-        Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
+        (Path(model_dir) / LEXICON_FILE).write_text("\n".join(lines) + "\n", encoding="utf-8")
+        if self.fuzzy:
+            (Path(model_dir) / KNOWN_WORDS_FILE).write_text("\n".join(sorted(self.known_words)) + "\n", encoding="utf-8")
 
     @classmethod
-    def load(cls, path: Path) -> Lexicon:
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise TrajetError(f"{path}: the model expects gazetteer features but its lexicon file is missing") from None
-        except UnicodeDecodeError as exc:
-            raise TrajetError(f"{path}: not UTF-8 text (byte {exc.start})") from None
-        return cls(tuple(line.split(" ")) for line in text.splitlines() if line.strip())
+    def load(cls, model_dir: Path, *, fuzzy: bool = False) -> Lexicon:
+        lines = _read_lines(Path(model_dir) / LEXICON_FILE)
+        known = _read_lines(Path(model_dir) / KNOWN_WORDS_FILE) if fuzzy else []
+        return cls((tuple(line.split(" ")) for line in lines), fuzzy=fuzzy, known_words=known)
+
+    def _exact(self, folded: Sequence[str], i: int) -> int:
+        """Word count of the longest known name starting at word i, 0 if none."""
+        for n in self._lengths.get(folded[i], ()):
+            if i + n <= len(folded) and tuple(folded[i : i + n]) in self.entries:
+                return n
+        return 0
+
+    def _deletion_index(self) -> dict[str, list[str]]:
+        """Built on first use (~1 s for the full gazetteer): a plain exact-match model never pays for it."""
+        if self._by_deletion is None:
+            index: dict[str, list[str]] = {}
+            for entry in self.entries:
+                key = " ".join(entry)
+                if len(key) < FUZZY_MIN_CHARS:
+                    continue
+                for d in _deletions(key) | {key}:
+                    index.setdefault(d, []).append(key)
+            self._by_deletion = index
+        return self._by_deletion
+
+    def _near(self, folded: Sequence[str], i: int) -> int:
+        """Word count of the longest span starting at word i that is one slip from a known name, 0 if none."""
+        index = self._deletion_index()
+        for n in range(min(FUZZY_MAX_WORDS, len(folded) - i), 0, -1):
+            span = folded[i : i + n]
+            first_ok = span[0] not in self.known_words or (n > 1 and span[0] in ARTICLES)
+            if not first_ok or span[-1] in self.known_words or not span[-1][-1:].isalpha():
+                continue
+            key = " ".join(span)
+            if len(key) < FUZZY_MIN_CHARS + (n - 1) or any(ch.isdigit() for ch in key):
+                continue
+            for d in _deletions(key) | {key}:
+                for name in index.get(d, ()):
+                    if _one_slip(key, name):
+                        return n
+        return 0
 
     def word_features(self, words: Sequence[str]) -> list[int]:
-        """0/1/2 per word; at each position the longest known name wins, then matching resumes after it."""
+        """One type per word; at each position the longest exact name wins, else (fuzzy) the longest one-slip
+        name; matching resumes after it."""
         folded = [normalise_text(w) for w in words]
         out = [NONE] * len(words)
         i = 0
         while i < len(folded):
-            for n in self._lengths.get(folded[i], ()):
-                if i + n <= len(folded) and tuple(folded[i : i + n]) in self.entries:
-                    out[i] = BEGIN
-                    for k in range(i + 1, i + n):
-                        out[k] = INSIDE
-                    i += n
-                    break
-            else:
+            n, begin, inside = self._exact(folded, i), BEGIN, INSIDE
+            if not n and self.fuzzy:
+                n, begin, inside = self._near(folded, i), FUZZY_BEGIN, FUZZY_INSIDE
+            if not n:
                 i += 1
+                continue
+            out[i] = begin
+            for k in range(i + 1, i + n):
+                out[k] = inside
+            i += n
         return out
+
+
+def _read_lines(path: Path) -> list[str]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise TrajetError(f"{path}: the model expects gazetteer features but this file is missing") from None
+    except UnicodeDecodeError as exc:
+        raise TrajetError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    return [line for line in text.splitlines() if line.strip()]
 
 
 def drop_spans(features: Sequence[int], keep: Sequence[bool]) -> list[int]:
@@ -120,7 +226,7 @@ def drop_spans(features: Sequence[int], keep: Sequence[bool]) -> list[int]:
     out = list(features)
     span = -1
     for i, f in enumerate(features):
-        if f == BEGIN:
+        if f in BEGINS:
             span += 1
         if f != NONE and span < len(keep) and not keep[span]:
             out[i] = NONE
@@ -132,9 +238,9 @@ def model_lexicon(model_dir: Path, feature: str | None) -> Lexicon | None:
     config.json); None for a plain model."""
     if feature is None:
         return None
-    if feature != FEATURE:
-        raise TrajetError(f"{model_dir}: unknown input features {feature!r} (this Trajet reads {FEATURE!r})")
-    return Lexicon.load(Path(model_dir) / LEXICON_FILE)
+    if feature not in FEATURES:
+        raise TrajetError(f"{model_dir}: unknown input features {feature!r} (this Trajet reads {', '.join(FEATURES)})")
+    return Lexicon.load(Path(model_dir), fuzzy=feature == FUZZY_FEATURE)
 
 
 def token_types(features: Sequence[int], word_ids: Sequence[int | None]) -> list[int]:

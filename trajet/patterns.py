@@ -262,7 +262,9 @@ FAMILIES: list[tuple] = [
         "je pars {de:D}, je passe par {V1}[ et {V2}|] puis je vais {a:A}{tail}{end}",
         "{de:D} {a:V1}, puis {a:V2}, et enfin {a:A}{tail}{end}",
         "{want} {go} {de:D} {a:V1}, ensuite {a:A}{tail}{end}",
-    ), 1.0),
+        "{want} {go} {de:D} {a:V1}[,|] puis {a:V2} puis {a:A}{tail}{end}",
+        "[d'abord|premier arrêt] {V1}, [puis|ensuite] {V2}, [et enfin|et pour finir|terminus] {A}, [au départ {de:D}|en partant {de:D}]{end}",
+    ), 1.8),
     ("depart_arrivee", "form", (
         "départ {de:D} {time}, arrivée {a:A} [{time}|avant {h}h]{end}",
         "départ {de:D}[, | et |; | - ]arrivée {a:A}{VIAS}{tail}{end}",
@@ -345,6 +347,12 @@ FAMILIES: list[tuple] = [
         "{want} {go} {de:D} {a:A}{VIAS} {date}, [idéalement|si possible|de préférence] {time}, {pax}, {class}, [avec|sans] [bagages|vélo|animal]{end}",
         "[il me faudrait|je cherche] {ticket} {de:D} {a:A} {date} [en partant|départ] {time}, [retour|et retour] {date} {time}{end}",
     ), 1.2),
+    # A return leg names the trip's towns again: the request is the outward trip, the return adds no entity.
+    ("long_return", "long", (
+        "{want} {go} {de:D} {a:A}{VIAS} {date} {time}, et [le retour|revenir|rentrer] {de:A!} {a:D!} {date}[ en fin de journée| le soir|]{end}",
+        "{greetp}[un aller|l'aller] {de:D} {a:A} {date} {time} et [un retour|le retour] {de:A!} {a:D!} {date}, {pax}{end}",
+        "{find} {ticket} {de:D} {a:A} {date}, [retour|et retour|avec un retour] {depuis:A!} {date} {time}[, {class}|]{end}",
+    ), 1.2),
     # Several sentences: who is writing and why (with places that are not the trip), then the trip, then details.
     ("long_story", "long", (
         "{greetp}je m'appelle {person} et j'habite {a:X}. [Je dois|Il faut que je|Je vais] [aller|me rendre] {a:A} {date} [pour le travail|pour voir ma famille|pour un concert|pour un entretien]. Je partirai {de:D}{VIAS}[ {time}|]. Ce sera {pax}, {class}.[ Merci d'avance !| Bonne journée.| Merci.|]",
@@ -384,8 +392,8 @@ FAMILIES: list[tuple] = [
     ("terse_slash", "terse", ("{D} / {A}{tail}", "{D}/{A} {date}"), 0.6),
     ("terse_chain", "multi_via", (
         "{D} -> {V1} -> {A}{tail}", "{D} - {V1} - {A}{tail}", "{D} > {V1} > {V2} > {A}{tail}",
-        "{D} → {V1} → {V2} → {A}",
-    ), 0.8),
+        "{D} → {V1} → {V2} → {A}", "{D} → {V1} → {V2} → {V3} → {A}{tail}", "{D}, {V1}, {V2}, {A}{tail}",
+    ), 1.5),
     ("terse_date_first", "terse", ("{date} {D} {A}", "{date} : {D} - {A}", "{date} {time} {D} -> {A}"), 0.8),
     # ------------------------------------------------------------------ arrival first
     ("af_pour_depuis", "arrival_first", (
@@ -630,6 +638,21 @@ FAMILIES: list[tuple] = [
         "[j'ai oublié|j'ai perdu] mon [sac|manteau|téléphone] dans le train {de:X} {a:Y}[ hier| ce matin|]{end}",
         "le trajet {de:X} {a:Y} [était horrible|était parfait|a duré une éternité] [la semaine dernière|hier|]{end}",
     ), 1.0),
+    # A town as the complement of a noun (its mayor, its museum, its distance to another): no trip in sight.
+    ("nt_of_town", "no_trip", (
+        "[le maire|les habitants|la mairie|le stade|le musée|les commerçants|la piscine|l'hôpital|le marché|l'université|la médiathèque|le conservatoire] {de:X} [est fermé le lundi|a changé ses horaires|recrute|est en travaux|sont très accueillants|est magnifique|fait parler de lui|a un nouveau site]{end}",
+        "[j'ai rencontré|je connais bien|j'ai appelé|j'ai écrit à] [le maire|le médecin|le boulanger|un ami|la directrice de l'école] {de:X}[ hier| la semaine dernière|]{end}",
+        "[le personnel|les agents d'accueil|les guichetiers] de la gare {de:X} [sont très serviables|étaient absents ce matin|m'ont bien aidé|ont été formidables]{end}",
+        "[quel est le code postal|combien d'habitants compte|qui est le maire|quelle est la superficie] {de:X}{qend}",
+    ), 1.2),
+    ("nt_between", "no_trip", (
+        "[quelle est la distance|combien de kilomètres y a-t-il|il y a combien de km|ça fait combien de km] entre {X} et {Y}{qend}",
+        "{X} et {Y} [sont jumelées|sont dans le même département|ne sont pas loin l'une de l'autre|ont la même équipe de basket]{end}",
+    ), 0.8),
+    ("nt_ticket_done", "no_trip", (
+        "[mon billet|ma réservation|mon abonnement|mon e-billet] {de:X} {a:Y} [a bien été remboursé|est arrivé par mail|était trop cher|est introuvable dans l'appli]{end}",
+        "[le voyage|le trajet|le retour] {de:X} {a:Y} [s'est très bien passé|était confortable|était à l'heure], merci[ beaucoup| à vous|]{end}",
+    ), 0.8),
     ("nt_sms", "no_trip", (
         "[jsuis|je suis] [trop content|crevé|en retard|au boulot] [lol|mdr|]",
         "[tu connais|t'as deja été a] {X} [?|]",
