@@ -5,7 +5,7 @@
 
 Run it with the machine as quiet as possible (2 cores): the wall time is the budgeted number (goal: the
 default preset on the 8,000-phrase train split in under 5 minutes, peak RSS under 4 GiB). The challenge set
-is only scored, never used for selection.
+and the blind set are only scored, never used for selection.
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ def main() -> None:
     parser.add_argument("--validation", type=Path, default=None)
     parser.add_argument("--test", type=Path, default=Path("data/phrases/test.jsonl"))
     parser.add_argument("--challenge", type=Path, default=Path("data/challenge.jsonl"))
+    parser.add_argument("--blind", type=Path, default=Path("data/challenge_blind.jsonl"),
+                        help="Blind hand-written set: scored only, never read to change anything (data/README.md).")
     parser.add_argument("--set", dest="sets", action="append", default=[])
     parser.add_argument("--label", default=None, help="Name of this run in the printed row.")
     parser.add_argument("--keep", type=Path, default=None, help="Keep the trained model here.")
@@ -81,6 +83,10 @@ def main() -> None:
         row["challenge_exact"] = round(rep["exact_match"], 4)
         row["challenge_no_trip_clean"] = rep["no_trip"]["clean"]
         row["challenge_groups"] = {g: round(v["micro_f1"], 3) for g, v in rep["groups"].items()}
+    if args.blind.is_file():
+        rep = evaluate_model(predictor, load_challenge(args.blind))
+        row["blind_micro_f1"] = round(rep["micro"]["f1"], 4)
+        row["blind_exact"] = round(rep["exact_match"], 4)
     quality = row.get("test_micro_f1", row["val_f1_macro"])
     row["f1_per_cpu_min"] = round(quality / max(row["cpu_min"], 1e-9), 4)
     print(json.dumps(row, ensure_ascii=False))

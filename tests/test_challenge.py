@@ -148,3 +148,34 @@ def test_cli_reports_error_without_traceback(tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"{src}:1: 2 ARRIVEE entities" in err and "Traceback" not in err
     assert not out.exists()
+
+
+# ------------------------------------------------------------------------------------- blind set
+
+BLIND_SRC = ROOT / "data" / "challenge_blind.src.tsv"
+BLIND = ROOT / "data" / "challenge_blind.jsonl"
+
+
+def test_blind_set_is_the_build_of_its_source_and_follows_the_conventions(tmp_path):
+    fresh = tmp_path / "blind.jsonl"
+    n = builder.build(BLIND_SRC, fresh)
+    assert fresh.read_bytes() == BLIND.read_bytes() and n == 78
+    blind = read_jsonl(BLIND)
+    counts = Counter(p.meta["group"] for p in blind)
+    assert set(counts) == set(builder.GROUPS) and min(counts.values()) >= 6
+    for p in blind:
+        labels = Counter(e.label for e in p.entities)
+        assert labels["DEPART"] <= 1 and labels["ARRIVEE"] <= 1, p.text
+        assert (p.meta["group"] == "no_trip") == (not p.entities), p.text
+        if p.meta["group"] == "multi_via":
+            assert labels["VIA"] >= 1, p.text
+
+
+def test_blind_set_shares_no_sentence_with_the_other_data(phrases):
+    """Blind means unseen: not in the first challenge set, nor in the generated train and test splits."""
+    blind = {normalise_text(p.text) for p in read_jsonl(BLIND)}
+    assert len(blind) == 78
+    others = {normalise_text(p.text) for p in phrases}
+    for split in ("train", "test"):
+        others |= {normalise_text(p.text) for p in read_jsonl(ROOT / "data" / "phrases" / f"{split}.jsonl")}
+    assert blind.isdisjoint(others)

@@ -18,7 +18,7 @@ from trajet import patterns as P
 from trajet.cli import app
 from trajet.datastats import dataset_stats, surface_key
 from trajet.errors import TrajetError
-from trajet.phrases import bio_to_spans, read_jsonl, spans_to_bio
+from trajet.phrases import bio_to_spans, normalise_text, read_jsonl, spans_to_bio
 from trajet.places import stations
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "phrases"
@@ -270,13 +270,14 @@ def test_return_legs_name_the_trip_again_untagged(committed):
     rows = [p for split in committed.values() for p in split if p.meta.get("pattern") == "long_return"]
     assert len(rows) >= 40
     for p in rows:
-        by_label = {e.label: p.text[e.start : e.end] for e in p.entities}
-        assert sorted(e.label for e in p.entities if e.label != "VIA") == ["ARRIVEE", "DEPART"]
-        # the arrival's name appears again after the tagged one, outside every entity
+        labels = [e.label for e in p.entities if e.label != "VIA"]
+        assert sorted(labels) == ["ARRIVEE", "DEPART"], p.text
+        # the arrival's name comes again after the tagged one (a typo may hit one copy), outside every entity
         arrival = next(e for e in p.entities if e.label == "ARRIVEE")
-        later = p.text.lower().find(by_label["ARRIVEE"].lower()[:4], arrival.end)
-        assert later > arrival.end, p.text
-        assert not any(e.start <= later < e.end for e in p.entities)
+        name, rest = normalise_text(p.text[arrival.start : arrival.end]), normalise_text(p.text[arrival.end :])
+        assert name[:3] in rest or name[-3:] in rest, p.text
+        assert max(e.end for e in p.entities) <= arrival.end or all(e.label == "VIA" for e in p.entities
+                                                                     if e.start >= arrival.end), p.text
     no_trip = [p for split in committed.values() for p in split
                if p.meta.get("pattern") in ("nt_of_town", "nt_between", "nt_ticket_done")]
     assert len(no_trip) >= 100 and all(not p.entities for p in no_trip)

@@ -37,7 +37,8 @@ def test_matching_ignores_case_accents_and_apostrophe_style():
 
 
 def test_name_keys_cover_how_people_type_a_name():
-    assert name_keys("Saint-Étienne") == {("saint-etienne",), ("saint", "etienne"), ("st-etienne",), ("st", "etienne")}
+    assert name_keys("Saint-Étienne") == {("saint-etienne",), ("saint", "etienne"), ("st-etienne",), ("st", "etienne"),
+                                          ("st", ".", "etienne")}  # St.Etienne, St. Etienne
     assert name_keys("Le Havre") == {("le", "havre"), ("havre",)}
     assert name_keys("La") == set()  # an article alone is never a place
 

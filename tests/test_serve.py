@@ -164,7 +164,9 @@ def test_prediction_fields_match_trajet_predict(server, tiny_models):
     for ent in got["entities"]:
         assert set(ent) == {"start", "end", "label", "text", "score"}
         assert text[ent["start"]:ent["end"]] == ent["text"]
-        assert ent["label"] == "DEPART" and 0.0 <= ent["score"] <= 1.0
+        assert 0.0 <= ent["score"] <= 1.0
+    # it says DEPART for every word; decoding keeps one departure (its most probable) and reads the rest anew
+    assert [e["label"] for e in got["entities"]].count("DEPART") == 1 and got["departure"] is not None
 
 
 # ------------------------------------------------------------------------------------------ limits
