@@ -7,13 +7,13 @@ from tests.train_fixtures import trained_tiny
 from trajet.errors import TrajetError
 from trajet.lexicon import (
     BEGIN,
+    FUZZY_BEGIN,
+    FUZZY_INSIDE,
     INSIDE,
+    KNOWN_WORDS_FILE,
     LEXICON_FILE,
     NONE,
     Lexicon,
-    FUZZY_BEGIN,
-    FUZZY_INSIDE,
-    KNOWN_WORDS_FILE,
     drop_spans,
     name_keys,
     token_types,
