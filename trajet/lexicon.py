@@ -240,7 +240,10 @@ def model_lexicon(model_dir: Path, feature: str | None) -> Lexicon | None:
         return None
     if feature not in FEATURES:
         raise TrajetError(f"{model_dir}: unknown input features {feature!r} (this Trajet reads {', '.join(FEATURES)})")
-    return Lexicon.load(Path(model_dir), fuzzy=feature == FUZZY_FEATURE)
+    lexicon = Lexicon.load(Path(model_dir), fuzzy=feature == FUZZY_FEATURE)
+    if lexicon.fuzzy:
+        lexicon._deletion_index()  # at load, not on the first request a service answers
+    return lexicon
 
 
 def token_types(features: Sequence[int], word_ids: Sequence[int | None]) -> list[int]:
