@@ -150,3 +150,33 @@ def test_cli_evaluate_writes_report(tiny, tmp_path):
 def test_percentile():
     assert percentile([3.0, 1.0, 2.0, 4.0], 50) == 2.0
     assert percentile([5.0], 99) == 5.0
+
+
+def test_a_model_numbering_its_labels_otherwise_decodes_the_same(tiny, tmp_path):
+    """The decoder works in Trajet's label order: a model whose head numbers the labels otherwise (rows of the
+    classifier and id2label permuted together) gives the same predictions; a foreign label set is refused."""
+    import shutil
+
+    import torch
+    from transformers import AutoModelForTokenClassification
+
+    from trajet.errors import TrajetError
+    from trajet.labels import LABELS
+
+    model = AutoModelForTokenClassification.from_pretrained(str(tiny["model"]))
+    order = [6, 0, 3, 5, 1, 4, 2]  # new id k holds the old label order[k]
+    with torch.no_grad():
+        model.classifier.weight.copy_(model.classifier.weight[order])
+        model.classifier.bias.copy_(model.classifier.bias[order])
+    model.config.id2label = {k: LABELS[old] for k, old in enumerate(order)}
+    model.config.label2id = {label: k for k, label in model.config.id2label.items()}
+    permuted = tmp_path / "permuted"
+    shutil.copytree(tiny["model"], permuted)
+    model.save_pretrained(str(permuted))
+    texts = [p.text for p in tiny["train"][:30]] + ["Paris Lyon Dijon demain"]
+    assert Predictor.load(permuted).predict(texts) == Predictor.load(tiny["model"]).predict(texts)
+    model.config.id2label = {k: f"TAG{k}" for k in range(7)}
+    model.config.label2id = {v: k for k, v in model.config.id2label.items()}
+    model.save_pretrained(str(permuted))
+    with pytest.raises(TrajetError, match="are not Trajet's"):
+        Predictor.load(permuted)

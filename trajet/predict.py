@@ -17,10 +17,11 @@ from typing import Any, TextIO
 from trajet import decode
 from trajet.backends import check_backend
 from trajet.errors import TrajetError
+from trajet.labels import LABELS
 from trajet.lexicon import Lexicon, model_lexicon, token_types
 from trajet.phrases import Entity, Token, bio_to_spans, tokenize, trip_fields
 
-_ONLY_O = [0.0] + [-math.inf] * 6  # log-probabilities of a word that can only be O
+_ONLY_O = [0.0 if label == "O" else -math.inf for label in LABELS]  # a word that can only be O
 MAX_CHARS = 2000  # longer than any travel request; refusing early keeps a pathological line cheap
 
 
@@ -53,6 +54,13 @@ class Predictor:
         self.batch_size = batch_size
         labels = id2label if id2label is not None else model.config.id2label
         self.id2label = {int(k): v for k, v in labels.items()}
+        # The decoder works in trajet.labels order; a model may number its labels otherwise.
+        missing = sorted(set(LABELS) - set(self.id2label.values()))
+        if missing or len(self.id2label) != len(LABELS):
+            raise TrajetError(f"the model's labels {sorted(self.id2label.values())} are not Trajet's {list(LABELS)}")
+        by_label = {label: i for i, label in self.id2label.items()}
+        self._columns = None if all(by_label[label] == k for k, label in enumerate(LABELS)) else [
+            by_label[label] for label in LABELS]
 
     @classmethod
     def load(cls, model_dir: Path, *, batch_size: int = 32, num_threads: int = 0) -> Predictor:
@@ -147,10 +155,12 @@ class Predictor:
         out = []
         for row, p in enumerate(batch):
             rows = log_probs[row]
+            if self._columns is not None:
+                rows = [[r[j] for j in self._columns] for r in rows]
             # A word the sub-word tokenizer folds to nothing has no position: it is read as O, as in training.
             word_rows = [rows[pos] if pos >= 0 else _ONLY_O for pos in first_subtokens(p.word_ids, len(p.tokens))]
             ids = decode.decode(word_rows)
-            out.append(([self.id2label[i] for i in ids], [math.exp(r[i]) for r, i in zip(word_rows, ids, strict=True)]))
+            out.append(([LABELS[i] for i in ids], [math.exp(r[i]) for r, i in zip(word_rows, ids, strict=True)]))
         return out
 
     def _run(self, texts: Sequence[str]) -> Iterator[tuple[int, list[Token], list[str], list[float]] | tuple[int, str]]:
