@@ -180,3 +180,56 @@ def test_a_model_numbering_its_labels_otherwise_decodes_the_same(tiny, tmp_path)
     model.save_pretrained(str(permuted))
     with pytest.raises(TrajetError, match="are not Trajet's"):
         Predictor.load(permuted)
+
+
+def test_traced_graph_answers_exactly_like_the_eager_model(predictor, tiny):
+    import torch
+
+    eager = Predictor.load(tiny["model"], trace=False)
+    assert predictor._traced is not None and eager._traced is None
+    texts = [p.text for p in tiny["train"][:60]] + ["Paris", "Je veux aller de Paris à Lyon en passant par Dijon demain"]
+    assert predictor.predict(texts) == eager.predict(texts)
+    batch = predictor._encode_batch([p for p in predictor._prepare_many(list(enumerate(texts))) if not isinstance(p, str)])
+    with torch.inference_mode():
+        assert torch.allclose(predictor._logits(batch), eager._logits(batch), atol=1e-5)
+
+
+def _toy_model(branch_on_batch_size: bool):
+    """A real torch module; with the branch, its forward takes a Python path on the batch size, which a trace
+    bakes in."""
+    import torch
+
+    class Model(torch.nn.Module):
+        config = type("Config", (), {"vocab_size": 50})()
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.emb = torch.nn.Embedding(50, 7)
+
+        def forward(self, input_ids, attention_mask, token_type_ids=None):
+            logits = self.emb(input_ids) * attention_mask.unsqueeze(-1)
+            if branch_on_batch_size and input_ids.shape[0] == 2:
+                logits = logits * 2
+            return type("Out", (), {"logits": logits})()
+
+    return Model().eval()
+
+
+def test_a_model_that_does_not_trace_faithfully_runs_eager():
+    from trajet.predict import trace_model
+
+    assert trace_model(_toy_model(branch_on_batch_size=False), with_types=False) is not None
+    assert trace_model(_toy_model(branch_on_batch_size=True), with_types=False) is None
+
+
+def test_tracing_failure_falls_back_to_eager(tiny, monkeypatch):
+    import torch
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("tracing not supported here")
+
+    monkeypatch.setattr(torch.jit, "trace", broken)
+    fallback = Predictor.load(tiny["model"])
+    assert fallback._traced is None
+    texts = [p.text for p in tiny["train"][:20]]
+    assert fallback.predict(texts) == Predictor.load(tiny["model"], trace=False).predict(texts)
