@@ -295,3 +295,79 @@ def test_concurrent_builds_of_one_base_both_succeed(tmp_path):
     assert results == [out, out]
     assert (out / "config.json").is_file() and any(out.glob("*.safetensors"))
     assert sorted(p.name for p in out.parent.iterdir()) == ["tiny-same"]  # no staging folder left behind
+
+
+def _linear_with(value: float):
+    import torch
+
+    layer = torch.nn.Linear(2, 1, bias=False)
+    with torch.no_grad():
+        layer.weight.fill_(value)
+    return layer
+
+
+def test_weight_averager_keeps_the_last_n_evaluated_states():
+    from trajet.train import _averaging_callback
+
+    averager = _averaging_callback(3)
+    for value in (1.0, 2.0, 4.0, 9.0):  # the first one falls out of the window
+        averager.on_evaluate(None, None, None, model=_linear_with(value))
+    averager.frozen = True
+    averager.on_evaluate(None, None, None, model=_linear_with(100.0))  # ignored once frozen
+    assert len(averager.states) == 3
+    assert averager.average()["weight"].tolist() == [[5.0, 5.0]]
+
+
+class _ScoringTrainer:
+    """Stands in for the HF Trainer: evaluate() scores the real module's weights (closer to target = better)."""
+
+    def __init__(self, model, target: float) -> None:
+        self.model, self.target = model, target
+
+    def evaluate(self):
+        w = float(self.model.weight.detach().mean())
+        return {"eval_f1_macro": 1.0 - abs(w - self.target), "eval_loss": abs(w - self.target)}
+
+
+@pytest.mark.parametrize(("target", "used", "final"), [(5.0, True, 5.0), (9.0, False, 9.0)])
+def test_average_is_kept_only_when_it_beats_the_best_checkpoint_on_validation(target, used, final):
+    from trajet.train import _averaging_callback, _try_average
+
+    averager = _averaging_callback(3)
+    for value in (2.0, 4.0, 9.0):
+        averager.on_evaluate(None, None, None, model=_linear_with(value))
+    trainer = _ScoringTrainer(_linear_with(9.0), target)  # the loaded best checkpoint: weights 9
+    best = trainer.evaluate()
+    metrics, report = _try_average(trainer, averager, best, "f1_macro")
+    assert report["used"] is used and report["evaluations"] == 3
+    assert report["f1_macro"] == pytest.approx(1.0 - abs(5.0 - target))
+    assert float(trainer.model.weight.detach().mean()) == pytest.approx(final)
+    assert metrics["eval_f1_macro"] == pytest.approx(1.0 - abs(final - target))
+
+
+def test_average_of_loss_is_kept_when_lower():
+    from trajet.train import _averaging_callback, _try_average
+
+    averager = _averaging_callback(2)
+    for value in (4.0, 6.0):
+        averager.on_evaluate(None, None, None, model=_linear_with(value))
+    trainer = _ScoringTrainer(_linear_with(6.0), 5.0)
+    metrics, report = _try_average(trainer, averager, trainer.evaluate(), "loss")
+    assert report["used"] and metrics["eval_loss"] == pytest.approx(0.0)
+
+
+def test_training_with_weight_averaging_records_and_saves_the_chosen_weights(tmp_path, tiny):
+    from trajet.evaluate import evaluate_model
+    from trajet.predict import Predictor
+    from trajet.train import config_for, train_model
+
+    cfg = config_for("tiny", {"base_model": str(tiny["base"]), "num_epochs": 7, "average_last": 3})
+    result = train_model(tiny["train"], tiny["val"], cfg, tmp_path / "m", progress=False)
+    info = json.loads((result.output_dir / "trajet_training.json").read_text())
+    report = info["weight_average"]
+    assert report["evaluations"] == 3 and isinstance(report["used"], bool)
+    chosen = report["f1_macro"] if report["used"] else report["best_checkpoint_f1_macro"]
+    assert info["metrics"]["f1_macro"] == pytest.approx(chosen)
+    # The saved weights are the chosen ones: re-scoring the saved model on validation gives the same macro F1.
+    rescored = evaluate_model(Predictor.load(result.output_dir), tiny["val"])
+    assert rescored["macro"]["f1"] == pytest.approx(chosen, abs=1e-6)

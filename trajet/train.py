@@ -75,6 +75,9 @@ class TrainingConfig:
     gazetteer_dropout: float = 0.15
     # Also mark spans one keyboard slip from a known place (own token types): typed names are found too.
     gazetteer_fuzzy: bool = False
+    # Average the weights of the last N evaluated states (N >= 2) and keep the average only if it scores better
+    # on validation than the best single checkpoint: it smooths out which step a short run happened to stop on.
+    average_last: int = 0
     preset: str | None = None
     # Only for "trajet:" bases built from scratch (see trajet.base.MiniSpec).
     base_spec: dict[str, Any] = field(default_factory=dict)
@@ -527,6 +530,52 @@ def _progress_callback(enabled: bool) -> Any:
     return RichProgress()
 
 
+def _averaging_callback(keep: int) -> Any:
+    """Keeps CPU copies of the weights seen at the last `keep` evaluations (float tensors only)."""
+    from collections import deque
+
+    from transformers import TrainerCallback
+
+    class WeightAverager(TrainerCallback):
+        def __init__(self) -> None:
+            self.states: deque[dict[str, Any]] = deque(maxlen=keep)
+            self.frozen = False
+
+        def on_evaluate(self, args, state, control, model=None, **kwargs):  # noqa: ANN001
+            if self.frozen or model is None:
+                return
+            self.states.append({k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()
+                                if v.is_floating_point()})
+
+        def average(self) -> dict[str, Any]:
+            n = len(self.states)
+            return {k: sum(s[k].double() for s in self.states).div(n).to(self.states[-1][k].dtype)
+                    for k in self.states[-1]}
+
+    return WeightAverager()
+
+
+def _try_average(trainer: Any, averager: Any, best: dict[str, Any], metric: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Scores the averaged weights on validation; keeps them only when they beat the best checkpoint."""
+    key = "eval_" + metric
+    report: dict[str, Any] = {"evaluations": len(averager.states), "used": False}
+    if len(averager.states) < 2 or key not in best:
+        return best, report
+    model = trainer.model
+    kept = {k: v.detach().clone() for k, v in model.state_dict().items() if v.is_floating_point()}
+    model.load_state_dict({k: v.to(kept[k].device) for k, v in averager.average().items()}, strict=False)
+    averaged = trainer.evaluate()
+    report[metric] = averaged.get(key)
+    report["best_checkpoint_" + metric] = best.get(key)
+    score = averaged.get(key)
+    better = score is not None and (score < best[key] if metric == "loss" else score > best[key])
+    if better:
+        report["used"] = True
+        return averaged, report
+    model.load_state_dict(kept, strict=False)
+    return best, report
+
+
 def train_model(
     train: list[Phrase],
     validation: list[Phrase],
@@ -634,6 +683,7 @@ def train_model(
     def log_probs(logits: Any, labels: Any) -> Any:
         return torch.log_softmax(logits.float(), dim=-1)
 
+    averager = _averaging_callback(config.average_last) if config.average_last >= 2 else None
     trainer = Trainer(
         model=model,
         args=args,
@@ -646,14 +696,20 @@ def train_model(
         callbacks=[
             EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience),
             _progress_callback(progress),
+            *([averager] if averager is not None else []),
         ],
     )
     trainer.remove_callback(PrinterCallback)  # the rich bar replaces its raw dict lines
     trainer.remove_callback(ProgressCallback)
     trainer.train()
+    if averager is not None:
+        averager.frozen = True  # the evaluations below score finished models, they are not training states
     best = trainer.evaluate()
-    best_metrics = {k.removeprefix("eval_"): v for k, v in best.items() if isinstance(v, int | float)}
     history = [row for row in trainer.state.log_history if "eval_f1_macro" in row]
+    averaging = None
+    if averager is not None:
+        best, averaging = _try_average(trainer, averager, best, config.metric_for_best_model)
+    best_metrics = {k.removeprefix("eval_"): v for k, v in best.items() if isinstance(v, int | float)}
     steps = trainer.state.global_step
     seconds = time.perf_counter() - started
 
@@ -670,6 +726,7 @@ def train_model(
         "snapshot_hash": snapshot_hash,
         "metrics": best_metrics,
         "best_checkpoint": trainer.state.best_model_checkpoint and Path(trainer.state.best_model_checkpoint).name,
+        "weight_average": averaging,
         "steps": steps,
         "seconds": round(seconds, 2),
         "n_train": len(train),
