@@ -3,7 +3,7 @@ import random
 import pytest
 
 from tests.train_fixtures import make_phrases, trained_tiny
-from trajet.augment import CUES, AugmentedPhrases, augment_words, rare_context_words, words_and_tags
+from trajet.augment import CUES, AugmentedPhrases, augment_words, rare_context_words, swap_places, words_and_tags
 from trajet.labels import LABEL2ID
 from trajet.phrases import parse_markup
 from trajet.train import encode_phrases
@@ -72,3 +72,71 @@ def test_dataset_keeps_labels_and_plain_items(tiny):
         assert [x for x in item["labels"] if x != -100] == [LABEL2ID[t] for t in tags]
         differing += item["input_ids"] != plain[i]["input_ids"]
     assert differing > 0
+
+
+def _trips():
+    return [
+        parse_markup("Je veux aller de [Saint-Genès-de-Fronsac|D] à [la Rochelle|A] via [Villeneuve-d'Ascq|V]"),
+        parse_markup("Un billet de [Montbéliard|D] à [Paris Gare de Lyon|A] demain"),
+        parse_markup("J'ai oublié mon parapluie à Nantes"),
+    ]
+
+
+def test_place_parts_are_tagged_name_parts_without_connectors():
+    from trajet.augment import PLACE_CONNECTORS, place_parts
+
+    parts = place_parts([words_and_tags(p) for p in _trips()])
+    assert {"genès", "fronsac", "rochelle", "villeneuve", "ascq", "montbéliard", "paris", "lyon"} <= set(parts)
+    assert not set(parts) & PLACE_CONNECTORS  # saint, de, la, gare: the shape of a name, not its identity
+    assert "nantes" not in parts and "parapluie" not in parts  # untagged words are no place material
+
+
+def test_swapped_places_keep_shape_tags_and_word_count():
+    from trajet.augment import PLACE_CONNECTORS, place_parts, place_spans, swap_places
+
+    items = [words_and_tags(p) for p in _trips()]
+    pool = place_parts(items)
+    rng = random.Random(3)
+    seen_new = set()
+    for words, tags in items:
+        for _ in range(40):
+            out, swapped = swap_places(rng, words, tags, pool, 1.0)
+            assert len(out) == len(words)
+            spans = place_spans(tags)
+            assert set(swapped) <= set(spans)
+            for i, (before, after) in enumerate(zip(words, out, strict=True)):
+                if tags[i] == "O":
+                    assert before == after  # context is the other augmentation's business
+                    continue
+                # hyphens, apostrophes and connectors stay where they were
+                assert [c for c in before if c in "-'"] == [c for c in after if c in "-'"]
+                for part in ("Saint", "de", "la", "Gare"):
+                    if before.startswith(part + "-") or before == part:
+                        assert after.startswith(part)
+                if before.lower() not in PLACE_CONNECTORS:
+                    assert after != before  # a pseudo-place never gives the real name back
+                    seen_new.add(after)
+    assert len(seen_new) > 20
+    assert swap_places(rng, items[0][0], items[0][1], pool, 0.0) == (list(items[0][0]), [])
+
+
+def test_pseudo_place_keeps_the_hint_of_the_name_it_replaces(tiny):
+    from transformers import AutoTokenizer
+
+    from trajet.lexicon import BEGIN, INSIDE, NONE, Lexicon
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny["base"]))
+    lexicon = Lexicon.from_names(["Saint-Genès-de-Fronsac", "La Rochelle", "Villeneuve-d'Ascq", "Montbéliard",
+                                  "Paris Gare de Lyon"])
+    phrases = _trips()
+    ds = AugmentedPhrases(phrases, tokenizer, 48, prob=1.0, seed=2, lexicon=lexicon, place_prob=1.0, word_prob=0.0)
+    words, tags = ds.items[1]
+    out, swapped = swap_places(random.Random(0), words, tags, ds.place_pool, 1.0)
+    assert swapped and out != words
+    assert lexicon.word_features(out)[swapped[0][0]] == NONE  # the gazetteer cannot know a pseudo-place...
+    features = ds._features(out, 0.0, words, swapped)
+    assert features == lexicon.word_features(words)  # ...but it keeps the hint of the real one
+    assert BEGIN in features and INSIDE in features
+    for i, phrase in enumerate(phrases):
+        _, tags = phrase.tokens_and_tags()
+        assert [x for x in ds[i]["labels"] if x != -100] == [LABEL2ID[t] for t in tags]

@@ -68,6 +68,9 @@ class TrainingConfig:
     # (trajet.augment): breaks the "unseen word = place" shortcut of encoders trained from scratch.
     augment: float = 0.0
     augment_word_prob: float = 0.35  # share of a chosen sentence's rare context words that are replaced
+    # Share of the places of an augmented sentence replaced by pseudo-places that keep their hint (trajet.augment):
+    # a name the model cannot have memorised, as most names users type are.
+    augment_place_prob: float = 0.0
     # Gazetteer match features as token types (trajet.lexicon): which words spell a known place.
     gazetteer: bool = False
     # Share of matched places whose hint is hidden in an augmented sentence, so that a place missing from
@@ -639,6 +642,7 @@ def train_model(
         train_ds: Any = AugmentedPhrases(
             train, tokenizer, config.max_length, prob=config.augment, seed=config.seed,
             word_prob=config.augment_word_prob, lexicon=lexicon, hint_dropout=config.gazetteer_dropout,
+            place_prob=config.augment_place_prob,
         )
     else:
         train_ds = encode_phrases(train, tokenizer, config.max_length, lexicon)
