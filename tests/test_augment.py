@@ -3,7 +3,14 @@ import random
 import pytest
 
 from tests.train_fixtures import make_phrases, trained_tiny
-from trajet.augment import CUES, AugmentedPhrases, augment_words, rare_context_words, swap_places, words_and_tags
+from trajet.augment import (
+    CUES,
+    AugmentedPhrases,
+    augment_words,
+    rare_context_words,
+    swap_places,
+    words_and_tags,
+)
 from trajet.labels import LABEL2ID
 from trajet.phrases import parse_markup
 from trajet.train import encode_phrases
