@@ -107,7 +107,7 @@ def test_swapped_places_keep_shape_tags_and_word_count():
     seen_new = set()
     for words, tags in items:
         for _ in range(40):
-            out, swapped = swap_places(rng, words, tags, pool, 1.0)
+            out, swapped = swap_places(rng, words, place_spans(tags), pool, 1.0)
             assert len(out) == len(words)
             spans = place_spans(tags)
             assert set(swapped) <= set(spans)
@@ -124,11 +124,13 @@ def test_swapped_places_keep_shape_tags_and_word_count():
                     assert after != before  # a pseudo-place never gives the real name back
                     seen_new.add(after)
     assert len(seen_new) > 20
-    assert swap_places(rng, items[0][0], items[0][1], pool, 0.0) == (list(items[0][0]), [])
+    assert swap_places(rng, items[0][0], place_spans(items[0][1]), pool, 0.0) == (list(items[0][0]), [])
 
 
 def test_pseudo_place_keeps_the_hint_of_the_name_it_replaces(tiny):
     from transformers import AutoTokenizer
+
+    from trajet.augment import place_spans
 
     from trajet.lexicon import BEGIN, INSIDE, NONE, Lexicon
 
@@ -138,7 +140,7 @@ def test_pseudo_place_keeps_the_hint_of_the_name_it_replaces(tiny):
     phrases = _trips()
     ds = AugmentedPhrases(phrases, tokenizer, 48, prob=1.0, seed=2, lexicon=lexicon, place_prob=1.0, word_prob=0.0)
     words, tags = ds.items[1]
-    out, swapped = swap_places(random.Random(0), words, tags, ds.place_pool, 1.0)
+    out, swapped = swap_places(random.Random(0), words, place_spans(tags), ds.place_pool, 1.0)
     assert swapped and out != words
     assert lexicon.word_features(out)[swapped[0][0]] == NONE  # the gazetteer cannot know a pseudo-place...
     features = ds._features(out, 0.0, words, swapped)
@@ -147,3 +149,30 @@ def test_pseudo_place_keeps_the_hint_of_the_name_it_replaces(tiny):
     for i, phrase in enumerate(phrases):
         _, tags = phrase.tokens_and_tags()
         assert [x for x in ds[i]["labels"] if x != -100] == [LABEL2ID[t] for t in tags]
+
+
+def test_untagged_places_are_gazetteer_names_outside_the_trip():
+    from trajet.augment import untagged_places
+    from trajet.lexicon import Lexicon
+
+    lexicon = Lexicon.from_names(["Lisieux", "Le Havre", "Vers", "Rouen", "Saint-Lô"])
+    phrase = parse_markup("Ma mère vit à Lisieux, je vais vers [Rouen|A] depuis [le Havre|D] et Saint-Lô m'attend")
+    words, tags = words_and_tags(phrase)
+    spans = untagged_places(lexicon.word_features(words), tags, words, frozenset({"vers"}))
+    assert [" ".join(words[a:b]) for a, b in spans] == ["Lisieux", "Saint-Lô"]  # not the trip, not `vers`
+
+
+def test_slipped_context_words_keep_tags_and_places():
+    from trajet.augment import slip_words
+
+    phrase = parse_markup("Un billet de [Montbéliard|D] à [Besançon|A] demain matin vers midi")
+    words, tags = words_and_tags(phrase)
+    rng = random.Random(4)
+    slipped = set()
+    for _ in range(30):
+        out = slip_words(rng, words, tags, 0.5)
+        assert len(out) == len(words)
+        assert [w for w, t in zip(out, tags, strict=True) if t != "O"] == ["Montbéliard", "Besançon"]
+        slipped |= {(a, b) for a, b in zip(words, out, strict=True) if a != b}
+    assert slipped and all(len(a) >= 4 and abs(len(a) - len(b)) <= 1 for a, b in slipped)
+    assert slip_words(rng, words, tags, 0.0) == words

@@ -107,6 +107,18 @@ def augment_words(
     return out
 
 
+def slip_words(rng: random.Random, words: Sequence[str], tags: Sequence[str], prob: float) -> list[str]:
+    """Context words of 4+ letters get one keyboard slip with probability `prob` (`biillet`, `verrs`,
+    `horaiires`): people mistype the words around the places too, and a misspelled context word is still no
+    place. Tags are unchanged."""
+    if prob <= 0:
+        return list(words)
+    from trajet.generate import typo
+
+    return [typo(rng, w) if tag == "O" and len(w) >= 4 and w.isalpha() and rng.random() < prob else w
+            for w, tag in zip(words, tags, strict=True)]
+
+
 def place_parts(items: Sequence[tuple[Sequence[str], Sequence[str]]]) -> list[str]:
     """Lower-cased name parts (between hyphens and apostrophes) of the tagged places, connectors excepted: the
     material pseudo-places are spliced from."""
@@ -148,22 +160,52 @@ def place_spans(tags: Sequence[str]) -> list[tuple[int, int]]:
 
 
 def swap_places(
-    rng: random.Random, words: Sequence[str], tags: Sequence[str], pool: Sequence[str], prob: float
+    rng: random.Random,
+    words: Sequence[str],
+    spans: Sequence[tuple[int, int]],
+    pool: Sequence[str],
+    prob: float,
+    shape: Sequence[str] | None = None,
 ) -> tuple[list[str], list[tuple[int, int]]]:
-    """Each tagged span becomes a pseudo-place with probability `prob`; returns the words and the swapped spans
-    (word counts and tags are unchanged)."""
+    """Each span becomes a pseudo-place with probability `prob`, spliced on the `shape` words (the sentence
+    before other augmentations; default `words`); returns the words and the swapped spans (word counts, and so
+    tags, are unchanged)."""
+    shape = words if shape is None else shape
     out = list(words)
-    swapped = []
+    swapped: list[tuple[int, int]] = []
     if not pool or prob <= 0:
         return out, swapped
-    for start, end in place_spans(tags):
+    for start, end in spans:
         if rng.random() >= prob:
             continue
         for i in range(start, end):
-            out[i] = pseudo_place_word(rng, words[i], pool)
-        if out[start:end] != list(words[start:end]):
+            out[i] = pseudo_place_word(rng, shape[i], pool)
+        if out[start:end] != list(shape[start:end]):
             swapped.append((start, end))
     return out, swapped
+
+
+def untagged_places(
+    features: Sequence[int], tags: Sequence[str], words: Sequence[str], frequent: frozenset[str]
+) -> list[tuple[int, int]]:
+    """Exact gazetteer matches on `O` words (where someone lives, a club, a town in a no-trip sentence, a person
+    named like a town), frequent context words excepted (`vers`, `pars` are communes too). Swapping them as well
+    keeps pseudo-places from meaning "part of the trip": the context must decide, as for real names."""
+    from trajet.lexicon import BEGIN, INSIDE
+
+    spans: list[tuple[int, int]] = []
+    i = 0
+    while i < len(features):
+        if features[i] != BEGIN:
+            i += 1
+            continue
+        j = i + 1
+        while j < len(features) and features[j] == INSIDE:
+            j += 1
+        if all(t == "O" for t in tags[i:j]) and not any(w.lower() in frequent for w in words[i:j]):
+            spans.append((i, j))
+        i = j
+    return spans
 
 
 class AugmentedPhrases:
@@ -184,6 +226,8 @@ class AugmentedPhrases:
         lexicon: Any = None,
         hint_dropout: float = 0.0,
         place_prob: float = 0.0,
+        typo_prob: float = 0.0,
+        untagged_places: bool = False,
     ) -> None:
         self.tokenizer = tokenizer
         self.max_length = max_length
@@ -193,6 +237,8 @@ class AugmentedPhrases:
         self.lexicon = lexicon
         self.hint_dropout = hint_dropout
         self.place_prob = place_prob
+        self.typo_prob = typo_prob
+        self.untagged_places = untagged_places
         self.items = [words_and_tags(phrase) for phrase in phrases]
         self.frequent, self.pool = rare_context_words(self.items)
         self.place_pool = place_parts(self.items) if place_prob > 0 else []
@@ -228,6 +274,10 @@ class AugmentedPhrases:
             return self.plain[index]
         words, tags = self.items[index]
         new_words = augment_words(self.rng, words, tags, self.frequent, self.pool, self.word_prob)
-        new_words, swapped = swap_places(self.rng, new_words, tags, self.place_pool, self.place_prob)
+        new_words = slip_words(self.rng, new_words, tags, self.typo_prob)
+        spans = place_spans(tags)
+        if self.untagged_places and self.lexicon is not None:
+            spans += untagged_places(self.lexicon.word_features(words), tags, words, self.frequent)
+        new_words, swapped = swap_places(self.rng, new_words, spans, self.place_pool, self.place_prob, shape=words)
         features = self._features(new_words, self.hint_dropout, words, swapped)
         return encode_words(new_words, tags, self.tokenizer, self.max_length, features)

@@ -71,6 +71,10 @@ class TrainingConfig:
     # Share of the places of an augmented sentence replaced by pseudo-places that keep their hint (trajet.augment):
     # a name the model cannot have memorised, as most names users type are.
     augment_place_prob: float = 0.0
+    # Share of the context words (4+ letters) of an augmented sentence given one keyboard slip (`biillet`).
+    augment_typo_prob: float = 0.0
+    # Also swap untagged gazetteer names (places outside the trip, no-trip sentences) for pseudo-places.
+    augment_untagged_places: bool = False
     # Gazetteer match features as token types (trajet.lexicon): which words spell a known place.
     gazetteer: bool = False
     # Share of matched places whose hint is hidden in an augmented sentence, so that a place missing from
@@ -642,7 +646,8 @@ def train_model(
         train_ds: Any = AugmentedPhrases(
             train, tokenizer, config.max_length, prob=config.augment, seed=config.seed,
             word_prob=config.augment_word_prob, lexicon=lexicon, hint_dropout=config.gazetteer_dropout,
-            place_prob=config.augment_place_prob,
+            place_prob=config.augment_place_prob, typo_prob=config.augment_typo_prob,
+            untagged_places=config.augment_untagged_places,
         )
     else:
         train_ds = encode_phrases(train, tokenizer, config.max_length, lexicon)
