@@ -131,7 +131,6 @@ def test_pseudo_place_keeps_the_hint_of_the_name_it_replaces(tiny):
     from transformers import AutoTokenizer
 
     from trajet.augment import place_spans
-
     from trajet.lexicon import BEGIN, INSIDE, NONE, Lexicon
 
     tokenizer = AutoTokenizer.from_pretrained(str(tiny["base"]))
