@@ -162,8 +162,9 @@ def _coerce(name: str, current: Any, annotation: Any, value: Any) -> Any:
 PRESETS: dict[str, dict[str, Any]] = {
     "camembert": {"base_model": "camembert-base"},
     # Chosen by the CPU bake-off in the README (bench/train_cpu.py): case/accent-folding tokenizer, rare
-    # context words swapped for pseudo-words (trajet.augment), gazetteer match features with 30% of the hints
-    # hidden in augmented sentences (trajet.lexicon), 4 layers x 128, 12 epochs with early stopping.
+    # context words swapped for pseudo-words and places for pseudo-places (trajet.augment), gazetteer match
+    # features with 30% of the hints hidden in augmented sentences (trajet.lexicon), 4 layers x 128, 12 epochs
+    # with early stopping.
     "mini": {
         "base_model": "trajet:mini",
         "max_length": 128,
@@ -180,6 +181,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         "num_threads": 1,
         "augment": 0.8,
         "augment_word_prob": 0.35,
+        # Half the places of an augmented sentence become pseudo-places (sixth bake-off round): generated test
+        # micro F1 0.974 -> 0.987-0.989, recall on names never seen in training 0.960 -> 0.985.
+        "augment_place_prob": 0.5,
         "gazetteer": True,
         "gazetteer_dropout": 0.3,
         "gazetteer_fuzzy": True,
