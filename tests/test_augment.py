@@ -142,7 +142,7 @@ def test_pseudo_place_keeps_the_hint_of_the_name_it_replaces(tiny):
     out, swapped = swap_places(random.Random(0), words, place_spans(tags), ds.place_pool, 1.0)
     assert swapped and out != words
     assert lexicon.word_features(out)[swapped[0][0]] == NONE  # the gazetteer cannot know a pseudo-place...
-    features = ds._features(out, 0.0, words, swapped)
+    features = ds._features(out, 0.0, ds.hints[1], swapped)
     assert features == lexicon.word_features(words)  # ...but it keeps the hint of the real one
     assert BEGIN in features and INSIDE in features
     for i, phrase in enumerate(phrases):

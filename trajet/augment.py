@@ -242,24 +242,30 @@ class AugmentedPhrases:
         self.items = [words_and_tags(phrase) for phrase in phrases]
         self.frequent, self.pool = rare_context_words(self.items)
         self.place_pool = place_parts(self.items) if place_prob > 0 else []
-        self.plain = [encode_words(words, tags, tokenizer, max_length, self._features(words)) for words, tags in self.items]
+        # The hints of each sentence as written: its plain encoding, the spans pseudo-places keep, the untagged
+        # names to swap; computed once, since the one-slip lookup is the costly part of an augmented item.
+        self.hints = [lexicon.word_features(words) for words, _ in self.items] if lexicon is not None else None
+        self.plain = [
+            encode_words(words, tags, tokenizer, max_length, self.hints[i] if self.hints is not None else None)
+            for i, (words, tags) in enumerate(self.items)
+        ]
 
     def _features(
         self,
         words: Sequence[str],
         dropout: float = 0.0,
-        original: Sequence[str] = (),
+        original: Sequence[int] = (),
         swapped: Sequence[tuple[int, int]] = (),
     ) -> list[int] | None:
-        """Gazetteer features of these words; a pseudo-place (a `swapped` span) keeps the features its
-        `original` words had, since it stands for a real place the gazetteer would know as well. In an augmented
-        sentence each matched place then loses its hint with probability `dropout`, as a place missing from the
-        gazetteer would."""
+        """Gazetteer features of these words; a pseudo-place (a `swapped` span) keeps the `original` features
+        (those of the sentence as written), since it stands for a real place the gazetteer would know as well. In
+        an augmented sentence each matched place then loses its hint with probability `dropout`, as a place missing
+        from the gazetteer would."""
         if self.lexicon is None:
             return None
         features = self.lexicon.word_features(words)
         if swapped:
-            before = self.lexicon.word_features(original)
+            before = original
             for start, end in swapped:
                 features[start:end] = before[start:end]
         if dropout <= 0:
@@ -275,9 +281,10 @@ class AugmentedPhrases:
         words, tags = self.items[index]
         new_words = augment_words(self.rng, words, tags, self.frequent, self.pool, self.word_prob)
         new_words = slip_words(self.rng, new_words, tags, self.typo_prob)
+        hints = self.hints[index] if self.hints is not None else []
         spans = place_spans(tags)
-        if self.untagged_places and self.lexicon is not None:
-            spans += untagged_places(self.lexicon.word_features(words), tags, words, self.frequent)
+        if self.untagged_places and hints:
+            spans += untagged_places(hints, tags, words, self.frequent)
         new_words, swapped = swap_places(self.rng, new_words, spans, self.place_pool, self.place_prob, shape=words)
-        features = self._features(new_words, self.hint_dropout, words, swapped)
+        features = self._features(new_words, self.hint_dropout, hints, swapped)
         return encode_words(new_words, tags, self.tokenizer, self.max_length, features)
