@@ -175,3 +175,20 @@ def test_slipped_context_words_keep_tags_and_places():
         slipped |= {(a, b) for a, b in zip(words, out, strict=True) if a != b}
     assert slipped and all(len(a) >= 4 and abs(len(a) - len(b)) <= 1 for a, b in slipped)
     assert slip_words(rng, words, tags, 0.0) == words
+
+
+@pytest.mark.parametrize("persistent", [True, False])
+def test_a_persistent_loader_worker_draws_new_augmentations_each_epoch(tiny, persistent):
+    """The `mini` preset prepares batches in a worker process. A worker holds its own copy of the dataset and of
+    its random stream: kept alive across epochs it draws new augmentations each epoch, while a worker started
+    afresh each epoch would replay the first epoch's (why `dataloader_workers` makes them persistent)."""
+    from torch.utils.data import DataLoader
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny["base"]))
+    phrases = _trips() * 4
+    ds = AugmentedPhrases(phrases, tokenizer, 48, prob=1.0, seed=3, place_prob=1.0)
+    loader = DataLoader(ds, batch_size=len(ds), num_workers=1, persistent_workers=persistent,
+                        collate_fn=lambda items: [item["input_ids"] for item in items])
+    first, second = list(loader), list(loader)
+    assert (first != second) is persistent

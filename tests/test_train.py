@@ -375,15 +375,17 @@ def test_training_with_weight_averaging_records_and_saves_the_chosen_weights(tmp
 
 def test_training_with_pseudo_places_learns_and_records_the_setting(tmp_path, tiny):
     """Pseudo-places replace most training names here, yet the model still tags the real ones of its validation
-    split: the hints and the context carry the decision, and the setting is saved with the model."""
+    split: the hints and the context carry the decision, and the setting is saved with the model. Batches are
+    prepared in a data-loader worker, as the mini preset does."""
     from trajet.evaluate import evaluate_model
     from trajet.train import config_for, train_model
 
     cfg = config_for("tiny", {"base_model": str(tiny["base"]), "num_epochs": 8, "augment": 1.0,
-                              "augment_place_prob": 0.7})
+                              "augment_place_prob": 0.7, "dataloader_workers": 1})
     result = train_model(tiny["train"], tiny["val"], cfg, tmp_path / "m", progress=False)
     info = json.loads((result.output_dir / "trajet_training.json").read_text())
     assert info["config"]["augment_place_prob"] == 0.7 and info["config"]["augment"] == 1.0
+    assert info["config"]["dataloader_workers"] == 1  # batches came from a worker process, as in the mini preset
     report = evaluate_model(result.output_dir, tiny["val"])
     print("pseudo-place tiny validation micro F1", report["micro"]["f1"])
     assert report["micro"]["f1"] > 0.8
