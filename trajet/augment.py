@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from trajet.lexicon import BEGINS, drop_spans
-from trajet.phrases import Phrase
+from trajet.phrases import Phrase, Token, bio_to_spans
 from trajet.train import encode_words
 
 KEEP_MOST_FREQUENT = 200  # the cue words (de, à, via, vers, depuis, correspondance, escale...) rank below this
@@ -147,16 +147,9 @@ def pseudo_place_word(rng: random.Random, word: str, pool: Sequence[str]) -> str
 
 
 def place_spans(tags: Sequence[str]) -> list[tuple[int, int]]:
-    """(start, end) word indices of the tagged spans, as the lenient IOB2 reading gives them."""
-    spans: list[tuple[int, int]] = []
-    for i, tag in enumerate(tags):
-        if tag == "O":
-            continue
-        if tag.startswith("B-") or i == 0 or tags[i - 1][2:] != tag[2:]:
-            spans.append((i, i + 1))
-        else:
-            spans[-1] = (spans[-1][0], i + 1)
-    return spans
+    """(start, end) word indices of the tagged spans, read leniently as `phrases.bio_to_spans` reads them."""
+    positions = [Token("", i, i + 1) for i in range(len(tags))]
+    return [(e.start, e.end) for e in bio_to_spans(positions, tags, strict=False)]
 
 
 def swap_places(
