@@ -6,6 +6,7 @@ from tests.train_fixtures import make_phrases, trained_tiny
 from trajet.augment import (
     CUES,
     AugmentedPhrases,
+    GroupedEpochs,
     augment_words,
     rare_context_words,
     swap_places,
@@ -142,7 +143,7 @@ def test_pseudo_place_keeps_the_hint_of_the_name_it_replaces(tiny):
     out, swapped = swap_places(random.Random(0), words, place_spans(tags), ds.place_pool, 1.0)
     assert swapped and out != words
     assert lexicon.word_features(out)[swapped[0][0]] == NONE  # the gazetteer cannot know a pseudo-place...
-    features = ds._features(out, 0.0, ds.hints[1], swapped)
+    features = ds._features(ds.rng, out, 0.0, ds.hints[1], swapped)
     assert features == lexicon.word_features(words)  # ...but it keeps the hint of the real one
     assert BEGIN in features and INSIDE in features
     for i, phrase in enumerate(phrases):
@@ -192,3 +193,49 @@ def test_a_persistent_loader_worker_draws_new_augmentations_each_epoch(tiny, per
                         collate_fn=lambda items: [item["input_ids"] for item in items])
     first, second = list(loader), list(loader)
     assert (first != second) is persistent
+
+
+def _loader_items(ds, batch_size, workers, epochs=2):
+    from torch.utils.data import DataLoader
+
+    loader = DataLoader(ds, batch_size=batch_size, num_workers=workers, persistent_workers=workers > 0,
+                        collate_fn=lambda items: [tuple(item["input_ids"]) for item in items])
+    return [list(loader) for _ in range(epochs)]
+
+
+def test_grouped_epochs_serve_every_sentence_once_per_epoch_in_length_sorted_batches(tiny):
+    """Each epoch is a permutation of the sentences, cut into batches of similar drawn length: within a group,
+    batches never overlap in length (that is what keeps padding low), and the short last batch stays last."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny["base"]))
+    phrases = make_phrases(203, seed=11)
+    plain = [tuple(item["input_ids"]) for item in encode_phrases(phrases, tokenizer, 48)]
+    ds = GroupedEpochs(AugmentedPhrases(phrases, tokenizer, 48, prob=0.0, seed=1), batch_size=8, seed=4,
+                       group_batches=5)
+    epochs = _loader_items(ds, 8, workers=0)
+    for batches in epochs:
+        assert sorted(x for b in batches for x in b) == sorted(plain)  # each sentence once, nothing else
+        assert [len(b) for b in batches] == [8] * 25 + [3]
+        for start in range(0, 25, 5):  # the full batches of each group of 5
+            spans = sorted((min(map(len, b)), max(map(len, b))) for b in batches[start : start + 5])
+            assert all(hi <= lo_next for (_, hi), (lo_next, _) in zip(spans, spans[1:], strict=False))
+    assert epochs[0] != epochs[1]  # a new shuffle each epoch
+
+
+def test_grouped_epochs_draw_the_same_items_in_any_process_and_new_ones_each_epoch(tiny):
+    """Everything random comes from (seed, epoch, group): the main process and a persistent loader worker serve
+    the same batches, and the second epoch draws new augmentations."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny["base"]))
+    phrases = _trips() * 10
+
+    def dataset():
+        return GroupedEpochs(AugmentedPhrases(phrases, tokenizer, 48, prob=1.0, seed=3, place_prob=1.0),
+                             batch_size=4, seed=3, group_batches=2)
+
+    in_main, in_worker = _loader_items(dataset(), 4, workers=0), _loader_items(dataset(), 4, workers=1)
+    assert in_main == in_worker
+    first, second = ({x for b in epoch for x in b} for epoch in in_main)
+    assert first != second

@@ -651,17 +651,20 @@ def train_model(
         # Warm start from a model that had features, trained without: the result must not claim them.
         del model.config.trajet_features
     if config.augment > 0:
-        from trajet.augment import AugmentedPhrases
+        from trajet.augment import AugmentedPhrases, GroupedEpochs
 
-        train_ds: Any = AugmentedPhrases(
+        # Drawn, then grouped by the drawn length and served in that order (sequential sampler below).
+        train_ds: Any = GroupedEpochs(AugmentedPhrases(
             train, tokenizer, config.max_length, prob=config.augment, seed=config.seed,
             word_prob=config.augment_word_prob, lexicon=lexicon, hint_dropout=config.gazetteer_dropout,
             place_prob=config.augment_place_prob, typo_prob=config.augment_typo_prob,
             untagged_places=config.augment_untagged_places,
-        )
+        ), config.batch_size, config.seed)
     else:
         train_ds = encode_phrases(train, tokenizer, config.max_length, lexicon)
-    val_ds = encode_phrases(validation, tokenizer, config.max_length, lexicon)
+    # Sorted by length: evaluation batches are padded to their longest sentence, and the metrics do not depend on
+    # the order (one evaluation of the mini preset's validation split: 1.7 -> ~1 s, 13 of them per training).
+    val_ds = sorted(encode_phrases(validation, tokenizer, config.max_length, lexicon), key=lambda x: len(x["input_ids"]))
     precision = config.resolved_precision()
     checkpoints = output_dir.parent / f".{output_dir.name}.checkpoints"
     shutil.rmtree(checkpoints, ignore_errors=True)
@@ -684,7 +687,7 @@ def train_model(
         load_best_model_at_end=True,
         metric_for_best_model=config.metric_for_best_model,
         greater_is_better=config.metric_for_best_model != "loss",
-        train_sampling_strategy="group_by_length",
+        train_sampling_strategy="sequential" if config.augment > 0 else "group_by_length",
         bf16=precision == "bf16",
         fp16=precision == "fp16",
         use_cpu=not _cuda_available(),
@@ -695,6 +698,9 @@ def train_model(
         seed=config.seed,
         dataloader_num_workers=config.dataloader_workers,
         dataloader_persistent_workers=config.dataloader_workers > 0,
+        # A worker draws a whole group of batches at once (GroupedEpochs): queue enough batches ahead that the
+        # training loop never waits for one.
+        dataloader_prefetch_factor=16 if config.dataloader_workers > 0 else None,
     )
 
     def metrics_fn(eval_pred: Any) -> dict[str, float]:
