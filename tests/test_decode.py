@@ -50,6 +50,26 @@ def test_inside_tag_without_its_begin_is_repaired():
     assert _tags(decode.decode(rows)) == ["B-DEPART", "I-DEPART"]
 
 
+def test_no_entity_ends_on_a_function_word():
+    # "les tarifs de la carte Avantage": the model tags `la` as a departure; `la` cannot end a place name.
+    words = ["tarifs", "de", "la", "carte"]
+    closed = decode.closed_words(words)
+    assert closed == [False, True, True, False]
+    rows = _rows({"O": 0.9}, {"O": 0.9}, {"B-DEPART": 0.6}, {"O": 0.8})
+    assert _tags(decode.decode(rows)) == ["O", "O", "B-DEPART", "O"]  # without the rule
+    assert _tags(decode.decode(rows, closed)) == ["O", "O", "O", "O"]
+    # ... but it may begin one or sit inside one: "de [La Rochelle]", "[Paris Gare de Lyon]"
+    rows = _rows({"O": 0.9}, {"B-ARRIVEE": 0.7}, {"I-ARRIVEE": 0.7})
+    assert _tags(decode.decode(rows, decode.closed_words(["de", "La", "Rochelle"]))) == ["O", "B-ARRIVEE", "I-ARRIVEE"]
+    rows = _rows({"B-VIA": 0.8}, {"I-VIA": 0.8}, {"I-VIA": 0.8}, {"I-VIA": 0.8})
+    assert _tags(decode.decode(rows, decode.closed_words(["Paris", "Gare", "de", "Lyon"]))) == ["B-VIA"] + ["I-VIA"] * 3
+    # nor end the sentence: "... à l'" -> the span stops before, or takes the next-best reading
+    rows = _rows({"B-ARRIVEE": 0.9}, {"I-ARRIVEE": 0.6, "O": 0.3})
+    assert _tags(decode.decode(rows, [False, True])) == ["B-ARRIVEE", "O"]
+    assert not decode.is_valid([LABEL2ID["B-VIA"], LABEL2ID["O"]], [True, False])
+    assert decode.is_valid([LABEL2ID["B-VIA"], LABEL2ID["I-VIA"]], [True, False])
+
+
 def test_empty_sentence():
     assert decode.decode([]) == []
 
@@ -63,14 +83,16 @@ def test_is_valid():
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.lists(st.lists(st.floats(-8.0, 0.0), min_size=len(LABELS), max_size=len(LABELS)), min_size=1, max_size=4))
-def test_viterbi_finds_the_best_valid_sequence(rows):
-    best = decode.decode(rows)
-    assert decode.is_valid(best)
+@given(st.lists(st.lists(st.floats(-8.0, 0.0), min_size=len(LABELS), max_size=len(LABELS)), min_size=1, max_size=4),
+       st.lists(st.booleans(), min_size=4, max_size=4), st.booleans())
+def test_viterbi_finds_the_best_valid_sequence(rows, closed, with_closed):
+    closed = closed[: len(rows)] if with_closed else None
+    best = decode.decode(rows, closed)
+    assert decode.is_valid(best, closed)
     got = sum(r[t] for r, t in zip(rows, best, strict=True))
     optimum = max(
         sum(r[t] for r, t in zip(rows, seq, strict=True))
         for seq in itertools.product(range(len(LABELS)), repeat=len(rows))
-        if decode.is_valid(seq)
+        if decode.is_valid(seq, closed)
     )
     assert math.isclose(got, optimum, rel_tol=0, abs_tol=1e-9)

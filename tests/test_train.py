@@ -143,6 +143,23 @@ def test_validation_metrics_decode_log_probs_like_the_predictor():
     assert argmax["exact_match"] == 0.0
 
 
+def test_validation_metrics_keep_entities_off_function_words():
+    """"Paris Lyon la carte": the model tags `la` as a stop; decoded with the words' closed flags (as the
+    predictor decodes) the stray entity goes, without them it stays."""
+    import numpy as np
+
+    from trajet.decode import closed_words
+    from trajet.train import compute_token_metrics
+
+    gold = [-100, LABEL2ID["B-DEPART"], LABEL2ID["B-ARRIVEE"], LABEL2ID["O"], LABEL2ID["O"], -100]
+    probs = np.full((1, 6, len(LABEL2ID)), 0.01)
+    for pos, best in {1: "B-DEPART", 2: "B-ARRIVEE", 3: "B-VIA", 4: "O"}.items():
+        probs[0, pos, LABEL2ID[best]] = 0.9
+    closed = [closed_words(["Paris", "Lyon", "la", "carte"])]
+    assert compute_token_metrics(np.log(probs), [gold], closed)["exact_match"] == 1.0
+    assert compute_token_metrics(np.log(probs), [gold])["exact_match"] == 0.0
+
+
 # ----------------------------------------------------------------------------------- saved model
 
 

@@ -7,6 +7,11 @@ most one DEPART and one ARRIVEE and well-formed IOB2 spans. Among all sequences 
 module returns the one with the highest total log-probability (Viterbi over tag x "departure used" x
 "arrival used"). When the per-word best tags already keep the rules they are that optimum, so the search runs
 only on the few sentences that break one, and costs nothing on the rest.
+
+One more rule comes from the words themselves: no place name ends on a function word (`la`, `de`, `l'`, `à`...;
+none of the gazetteer's 15,000 names and none of the 19,000 annotated entities does), but a small encoder tags
+the `la` of "la carte Avantage" or the `le` of "par le TGV" as a place now and then. Words marked `closed` can
+begin or sit inside an entity (`La Rochelle`, `Paris Gare de Lyon`), never end one.
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ import math
 from collections.abc import Sequence
 
 from trajet.labels import LABELS
+from trajet.lexicon import FUNCTION_WORDS
+from trajet.phrases import normalise_text
 
 _NEG = -math.inf
 _O = LABELS.index("O")
@@ -25,11 +32,18 @@ _INSIDE = [t.startswith("I-") for t in LABELS]
 ONCE = ("DEPART", "ARRIVEE")
 
 
-def is_valid(tag_ids: Sequence[int]) -> bool:
-    """IOB2 spans well formed and at most one DEPART and one ARRIVEE entity."""
+def closed_words(words: Sequence[str]) -> list[bool]:
+    """Which words cannot end an entity: the function words."""
+    return [normalise_text(w) in FUNCTION_WORDS for w in words]
+
+
+def is_valid(tag_ids: Sequence[int], closed: Sequence[bool] | None = None) -> bool:
+    """IOB2 spans well formed, at most one DEPART and one ARRIVEE entity, none ending on a `closed` word."""
     prev = _O
     seen: set[str] = set()
-    for t in tag_ids:
+    for i, t in enumerate(tag_ids):
+        if closed is not None and i > 0 and _TYPE[prev] is not None and not _INSIDE[t] and closed[i - 1]:
+            return False
         if _INSIDE[t]:
             if _TYPE[prev] != _TYPE[t]:
                 return False
@@ -40,7 +54,7 @@ def is_valid(tag_ids: Sequence[int]) -> bool:
                     return False
                 seen.add(kind)
         prev = t
-    return True
+    return not (closed is not None and tag_ids and _TYPE[prev] is not None and closed[len(tag_ids) - 1])
 
 
 def _argmax(row: Sequence[float]) -> int:
@@ -51,15 +65,16 @@ def _argmax(row: Sequence[float]) -> int:
     return best
 
 
-def decode(log_probs: Sequence[Sequence[float]]) -> list[int]:
-    """Tag ids, one per word, from per-word log-probabilities over `LABELS` (any monotone score works)."""
+def decode(log_probs: Sequence[Sequence[float]], closed: Sequence[bool] | None = None) -> list[int]:
+    """Tag ids, one per word, from per-word log-probabilities over `LABELS` (any monotone score works);
+    `closed` (see `closed_words`) marks the words that cannot end an entity."""
     best = [_argmax(row) for row in log_probs]
-    if is_valid(best):
+    if is_valid(best, closed):
         return best
-    return viterbi(log_probs)
+    return viterbi(log_probs, closed)
 
 
-def viterbi(log_probs: Sequence[Sequence[float]]) -> list[int]:
+def viterbi(log_probs: Sequence[Sequence[float]], closed: Sequence[bool] | None = None) -> list[int]:
     """The highest-scoring valid sequence. A state is (tag, departure opened, arrival opened)."""
     n_tags = len(LABELS)
     once_bit = {kind: 1 << k for k, kind in enumerate(ONCE)}
@@ -71,15 +86,18 @@ def viterbi(log_probs: Sequence[Sequence[float]]) -> list[int]:
     score = [_NEG] * n_states
     score[index(_O, 0)] = 0.0  # before the first word: as if after an O, nothing used
     back: list[list[int]] = []
-    for row in log_probs:
+    for i, row in enumerate(log_probs):
         new = [_NEG] * n_states
         ptr = [-1] * n_states
+        must_go_on = closed is not None and i > 0 and closed[i - 1]  # an entity open at word i-1 continues
         for state in range(n_states):
             s = score[state]
             if s == _NEG:
                 continue
             prev, used = state % n_tags, state // n_tags
             for t in range(n_tags):
+                if must_go_on and _TYPE[prev] is not None and not _INSIDE[t]:
+                    continue
                 if _INSIDE[t]:
                     if _TYPE[prev] != _TYPE[t]:
                         continue
@@ -97,6 +115,8 @@ def viterbi(log_probs: Sequence[Sequence[float]]) -> list[int]:
                     new[j], ptr[j] = cand, state
         back.append(ptr)
         score = new
+    if closed is not None and log_probs and closed[-1]:  # nor may one end with the sentence
+        score = [v if _TYPE[st % n_tags] is None else _NEG for st, v in enumerate(score)]
     state = max(range(n_states), key=score.__getitem__)
     tags: list[int] = []
     for ptr in reversed(back):

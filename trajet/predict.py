@@ -165,7 +165,7 @@ class Predictor:
                 rows = [[r[j] for j in self._columns] for r in rows]
             # A word the sub-word tokenizer folds to nothing has no position: it is read as O, as in training.
             word_rows = [rows[pos] if pos >= 0 else _ONLY_O for pos in first_subtokens(p.word_ids, len(p.tokens))]
-            ids = decode.decode(word_rows)
+            ids = decode.decode(word_rows, decode.closed_words([t.text for t in p.tokens]))
             out.append(([LABELS[i] for i in ids], [math.exp(r[i]) for r, i in zip(word_rows, ids, strict=True)]))
         return out
 

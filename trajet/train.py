@@ -376,19 +376,24 @@ def repair_bio(tags: Sequence[str]) -> list[str]:
     return out
 
 
-def compute_token_metrics(predictions: Any, label_ids: Any) -> dict[str, float]:
+def compute_token_metrics(
+    predictions: Any, label_ids: Any, closed: Sequence[Sequence[bool]] | None = None
+) -> dict[str, float]:
     """Strict seqeval metrics on the first-sub-token positions (the words), as the predictor will see them:
     per-position log-probabilities (batch, length, labels) are decoded as `trajet.predict` decodes them
-    (trajet.decode), so the best checkpoint is chosen on what users get; plain label ids are read leniently."""
+    (trajet.decode, with each row's `closed` words), so the best checkpoint is chosen on what users get; plain
+    label ids are read leniently."""
     from trajet.decode import decode
     from trajet.evaluate import scores_from_tags
 
     y_true, y_pred = [], []
-    for pred_row, gold_row in zip(predictions, label_ids, strict=True):
+    for n, (pred_row, gold_row) in enumerate(zip(predictions, label_ids, strict=True)):
         keep = [i for i, g in enumerate(gold_row) if g != -100]
         y_true.append([ID2LABEL[int(gold_row[i])] for i in keep])
         if getattr(pred_row, "ndim", 1) == 2:
-            y_pred.append([ID2LABEL[t] for t in decode([list(map(float, pred_row[i])) for i in keep])])
+            rows = [list(map(float, pred_row[i])) for i in keep]
+            row_closed = closed[n][: len(keep)] if closed is not None else None
+            y_pred.append([ID2LABEL[t] for t in decode(rows, row_closed)])
         else:
             y_pred.append(repair_bio([ID2LABEL[int(pred_row[i])] for i in keep]))
     report = scores_from_tags(y_true, y_pred)
@@ -664,7 +669,15 @@ def train_model(
         train_ds = encode_phrases(train, tokenizer, config.max_length, lexicon)
     # Sorted by length: evaluation batches are padded to their longest sentence, and the metrics do not depend on
     # the order (one evaluation of the mini preset's validation split: 1.7 -> ~1 s, 13 of them per training).
-    val_ds = sorted(encode_phrases(validation, tokenizer, config.max_length, lexicon), key=lambda x: len(x["input_ids"]))
+    from trajet.decode import closed_words
+
+    val_pairs = sorted(
+        zip(encode_phrases(validation, tokenizer, config.max_length, lexicon),
+            [closed_words([t.text for t in p.tokens_and_tags()[0]]) for p in validation], strict=True),
+        key=lambda pair: len(pair[0]["input_ids"]),
+    )
+    val_ds = [enc for enc, _ in val_pairs]
+    val_closed = [closed for _, closed in val_pairs]
     precision = config.resolved_precision()
     checkpoints = output_dir.parent / f".{output_dir.name}.checkpoints"
     shutil.rmtree(checkpoints, ignore_errors=True)
@@ -704,13 +717,19 @@ def train_model(
     )
 
     def metrics_fn(eval_pred: Any) -> dict[str, float]:
-        return compute_token_metrics(eval_pred.predictions, eval_pred.label_ids)
+        return compute_token_metrics(eval_pred.predictions, eval_pred.label_ids, val_closed)
 
     def log_probs(logits: Any, labels: Any) -> Any:
         return torch.log_softmax(logits.float(), dim=-1)
 
     averager = _averaging_callback(config.average_last) if config.average_last >= 2 else None
-    trainer = Trainer(
+    class _Trainer(Trainer):
+        def _get_eval_sampler(self, eval_dataset: Any) -> Any:
+            # In order, not length-grouped at random: the rows are already sorted by length, and `val_closed`
+            # follows that order.
+            return torch.utils.data.SequentialSampler(eval_dataset)
+
+    trainer = _Trainer(
         model=model,
         args=args,
         train_dataset=train_ds,
