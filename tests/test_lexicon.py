@@ -7,12 +7,15 @@ from tests.train_fixtures import trained_tiny
 from trajet.errors import TrajetError
 from trajet.lexicon import (
     BEGIN,
+    CONTEXT_SLIP,
     FUZZY_BEGIN,
     FUZZY_INSIDE,
     INSIDE,
     KNOWN_WORDS_FILE,
     LEXICON_FILE,
     NONE,
+    SPELL_FEATURE,
+    VOCABULARY_FILE,
     Lexicon,
     drop_spans,
     name_keys,
@@ -196,3 +199,77 @@ def test_warm_start_without_features_drops_the_claim(tmp_path_factory, tmp_path)
     assert "trajet_features" not in json.loads((out / "config.json").read_text())
     assert not (out / LEXICON_FILE).exists()
     assert Predictor.load(out).lexicon is None
+
+
+def _spelling_lexicon():
+    """Context words counted on (word, tag) sentences: `horaires`, `puis` and `depuis` frequent O words, `Marie` a
+    name seen often enough to be a word of its own, `gare` often inside a station name."""
+    sentences = (
+        [[("horaires", "O"), ("depuis", "O"), ("Nevers", "B-DEPART"), ("puis", "O"), ("Lyon", "B-ARRIVEE")]] * 12
+        + [[("Marie", "O"), ("mairie", "O"), ("marre", "O")]] * 10
+        + [[("la", "O"), ("gare", "O"), ("de", "O"), ("Lyon", "B-DEPART")]] * 20
+        + [[("Paris", "B-DEPART"), ("Gare", "I-DEPART"), ("de", "I-DEPART"), ("Lyon", "I-DEPART")]] * 30
+    )
+    names = Lexicon.from_names(["Nevers", "Lyon", "Paris Gare de Lyon", "Puiseux"], fuzzy=True)
+    return names.with_known_words(sentences, spelling=True)
+
+
+def test_misspelled_context_words_are_read_as_meant():
+    lexicon = _spelling_lexicon()
+    assert lexicon.feature == SPELL_FEATURE and lexicon.n_types == 6
+    words = [t.text for t in tokenize("HORAIIRES Nevers puuis Lyon, Marie à la garre")]
+    read, features = lexicon.read(words)
+    assert read == ["HORAIRES", "Nevers", "puis", "Lyon", ",", "Marie", "à", "la", "gare"]  # case kept
+    assert features == [CONTEXT_SLIP, BEGIN, CONTEXT_SLIP, BEGIN, NONE, NONE, NONE, NONE, CONTEXT_SLIP]
+    # a form seen in training is a word of its own (`Marie` is no slip of `mairie`), a place match wins, a word
+    # far from every context word stays as typed
+    assert lexicon.read(["Marie", "Nevvers", "vélo"]) == (["Marie", "Nevvers", "vélo"], [NONE, FUZZY_BEGIN, NONE])
+    # a dropped, doubled or swapped letter is a slip; a replaced one is not (`marre` is a word, not a slip of
+    # `garre`), and `dpuis` is `depuis` less a letter, not `puis` with one added (only a doubled letter is)
+    assert lexicon.read(["dpuis", "gare", "pius", "puiss", "pyis"])[0] == ["depuis", "gare", "puis", "puis", "pyis"]
+    # without spelling (a fuzzy-v1 model) nothing is respelled
+    plain = Lexicon(lexicon.entries, fuzzy=True, known_words=lexicon.known_words)
+    assert plain.read(["puuis"]) == (["puuis"], [NONE]) and plain.n_types == 5
+
+
+def test_hint_dropout_keeps_corrected_words():
+    features = [BEGIN, CONTEXT_SLIP, BEGIN, INSIDE]
+    assert drop_spans(features, [False, False]) == [NONE, CONTEXT_SLIP, NONE, NONE]
+
+
+def test_vocabulary_round_trip_and_errors(tmp_path):
+    lexicon = _spelling_lexicon()
+    lexicon.save(tmp_path)
+    again = Lexicon.load(tmp_path, fuzzy=True, spelling=True)
+    assert again.vocabulary.rows == lexicon.vocabulary.rows and again.feature == SPELL_FEATURE
+    assert again.read(["puuis", "garre"]) == lexicon.read(["puuis", "garre"])
+    (tmp_path / VOCABULARY_FILE).write_text("puis\tpuis\t12\n", encoding="utf-8")
+    with pytest.raises(TrajetError, match=f"{VOCABULARY_FILE}:1: expected word, form, O count, count"):
+        Lexicon.load(tmp_path, fuzzy=True, spelling=True)
+    (tmp_path / VOCABULARY_FILE).unlink()
+    with pytest.raises(TrajetError, match=f"{VOCABULARY_FILE}: the model expects"):
+        Lexicon.load(tmp_path, fuzzy=True, spelling=True)
+    with pytest.raises(TrajetError, match="needs a fuzzy lexicon"):
+        Lexicon(lexicon.entries, vocabulary=lexicon.vocabulary)
+
+
+def test_a_spelling_model_reads_misspelled_context_words_as_meant(tmp_path_factory, tmp_path):
+    """Trained with gazetteer_spelling, the model saves its vocabulary, and the predictor feeds it `veux` for a
+    typed `veeux` (marked as corrected), as training did."""
+    from trajet.predict import Predictor
+    from trajet.train import config_for, train_model
+
+    tiny = trained_tiny(tmp_path_factory.mktemp("tiny"))
+    cfg = config_for("tiny", {"gazetteer_spelling": True, "max_steps": 4, "eval_steps": 2, "save_steps": 2})
+    out = train_model(tiny["train"], tiny["val"][:10], cfg, tmp_path / "spell", progress=False).output_dir
+    config = json.loads((out / "config.json").read_text())
+    assert config["trajet_features"] == SPELL_FEATURE and config["type_vocab_size"] == 6
+    assert (out / VOCABULARY_FILE).is_file()
+    predictor = Predictor.load(out)
+    typed, meant = predictor._prepare_many([(0, "Je veeux aller de Paris à Lyon"), (1, "Je veux aller de Paris à Lyon")])
+    assert typed.input_ids == meant.input_ids
+    assert CONTEXT_SLIP in typed.type_ids and CONTEXT_SLIP not in meant.type_ids
+    text = "Je veeux aller de Paris à Lyon"
+    (result,) = predictor.predict([text])
+    assert "error" not in result  # offsets still point into the text as typed
+    assert all(text[e["start"] : e["end"]] == e["text"] for e in result["entities"])

@@ -26,7 +26,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from trajet.lexicon import BEGINS, drop_spans
+from trajet.lexicon import BEGINS, drop_spans, match_case
 from trajet.phrases import Phrase, Token, bio_to_spans
 from trajet.train import encode_words
 
@@ -81,14 +81,6 @@ def pseudo_word(rng: random.Random, pool: Sequence[str]) -> str:
     return word if len(word) >= 3 else word + b[:2]
 
 
-def _like(template: str, word: str) -> str:
-    if template.isupper():
-        return word.upper()
-    if template[:1].isupper():
-        return word[:1].upper() + word[1:]
-    return word
-
-
 def augment_words(
     rng: random.Random,
     words: Sequence[str],
@@ -103,7 +95,7 @@ def augment_words(
         return out
     for i, (word, tag) in enumerate(zip(words, tags, strict=True)):
         if tag == "O" and _is_word(word) and word.lower() not in frequent and rng.random() < word_prob:
-            out[i] = _like(word, pseudo_word(rng, pool))
+            out[i] = match_case(word, pseudo_word(rng, pool))
     return out
 
 
@@ -141,7 +133,7 @@ def pseudo_place_word(rng: random.Random, word: str, pool: Sequence[str]) -> str
             new = pseudo_word(rng, pool)
             if new != part.lower():
                 break
-        return _like(part, new)
+        return match_case(part, new)
 
     return _PART_RE.sub(swap, word)
 
@@ -239,9 +231,16 @@ class AugmentedPhrases:
         # names to swap; computed once, since the one-slip lookup is the costly part of an augmented item.
         self.hints = [lexicon.word_features(words) for words, _ in self.items] if lexicon is not None else None
         self.plain = [
-            encode_words(words, tags, tokenizer, max_length, self.hints[i] if self.hints is not None else None)
+            encode_words(self._model_words(words, self.hints[i] if self.hints is not None else None), tags,
+                         tokenizer, max_length, self.hints[i] if self.hints is not None else None)
             for i, (words, tags) in enumerate(self.items)
         ]
+
+    def _model_words(self, words: Sequence[str], features: Sequence[int] | None) -> list[str]:
+        """What the encoder reads: misspelled context words respelled (a spelling lexicon), else the words."""
+        if self.lexicon is None or features is None:
+            return list(words)
+        return self.lexicon.respell(words, features)
 
     def _features(
         self,
@@ -283,7 +282,7 @@ class AugmentedPhrases:
             spans += untagged_places(hints, tags, words, self.frequent)
         new_words, swapped = swap_places(rng, new_words, spans, self.place_pool, self.place_prob, shape=words)
         features = self._features(rng, new_words, self.hint_dropout, hints, swapped)
-        return encode_words(new_words, tags, self.tokenizer, self.max_length, features)
+        return encode_words(self._model_words(new_words, features), tags, self.tokenizer, self.max_length, features)
 
 
 class GroupedEpochs:

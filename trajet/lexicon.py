@@ -16,6 +16,14 @@ replaced) gets its own pair of types, 3 and 4. Words the training sentences use 
 already knows, saved with the lexicon. One-slip matches keep their own types because they are weaker evidence
 than exact ones: the model learns from the context how far to trust them.
 
+People mistype the words around the places too (`horaiires`, `puuis`, `dpeuis`, `verrs`), and to a small encoder
+an unknown word beside a place looks like part of it, or like a place of its own; a misspelled cue (`puuis`,
+`jusqqu'à`) also loses what it says about the next place's role. With `spelling`, a word that matches no place,
+was seen fewer than SEEN_MIN_COUNT times in the training sentences and is one slip from a frequent context word
+of those sentences (`horaires`, `puis`, `depuis`, `vers`) is read as that word and typed 5, so the model sees
+the word that was meant and knows it was corrected. Only rare forms are corrected: `Marie`, `Camille` or
+`elle`, frequent in training, are words of their own, not slips of `mairie`, `famille` or `aller`.
+
 The lexicon a model was trained with is saved in its directory, so a model pulled from the registry reads
 exactly the features it learned on, whatever gazetteer the machine that runs it has.
 """
@@ -23,7 +31,7 @@ exactly the features it learned on, whatever gazetteer the machine that runs it 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
 
 from trajet.errors import TrajetError
@@ -31,13 +39,20 @@ from trajet.phrases import normalise_text, tokenize
 
 FEATURE = "gazetteer-bio-v1"  # written in the model's config.json as `trajet_features`: exact matches
 FUZZY_FEATURE = "gazetteer-bio-fuzzy-v1"  # exact and one-slip matches
-FEATURES = (FEATURE, FUZZY_FEATURE)
+SPELL_FEATURE = "gazetteer-bio-fuzzy-spell-v1"  # exact and one-slip matches, misspelled context words read right
+FEATURES = (FEATURE, FUZZY_FEATURE, SPELL_FEATURE)
 LEXICON_FILE = "trajet_lexicon.txt"
 KNOWN_WORDS_FILE = "trajet_known_words.txt"  # context words of the training sentences (fuzzy lexicons)
+VOCABULARY_FILE = "trajet_vocabulary.txt"  # word, its usual form, times tagged O, times seen (spelling lexicons)
 KNOWN_MIN_COUNT = 2  # a word typed once (often a typo) is not "known"
-NONE, BEGIN, INSIDE, FUZZY_BEGIN, FUZZY_INSIDE = 0, 1, 2, 3, 4
-N_TYPES = 5  # what a model trained now has; a FEATURE model uses the first 3
+SEEN_MIN_COUNT = 3  # a form seen this often in training is a word the model learnt, never corrected
+CONTEXT_MIN_COUNT = 10  # a word corrections may lead to: tagged O this often...
+CONTEXT_MIN_SHARE = 0.8  # ...and at least this share of the times it was seen (not `paris`, often a place),
+CONTEXT_MIN_SHARE_NOT_PLACE = 0.3  # or this share for a word no place is named (`gare`, often in station names)
+SPELL_MIN_CHARS = 4  # shorter words are one slip from too many others
+NONE, BEGIN, INSIDE, FUZZY_BEGIN, FUZZY_INSIDE, CONTEXT_SLIP = 0, 1, 2, 3, 4, 5
 BEGINS = (BEGIN, FUZZY_BEGIN)
+PLACE_TYPES = (BEGIN, INSIDE, FUZZY_BEGIN, FUZZY_INSIDE)
 FUZZY_MIN_CHARS = 4  # shorter spans are one slip from too many names (`pour`, `dans`, `ter`)
 FUZZY_MAX_WORDS = 4
 ARTICLES = ("le", "la", "les", "l'")
@@ -82,8 +97,93 @@ def _one_slip(a: str, b: str) -> bool:
     return short[i:] == long_[i + 1 :]
 
 
+def _typing_slip(typed: str, word: str) -> bool:
+    """`typed` is `word` with one letter dropped, one letter doubled, or two neighbours swapped. Not a replaced
+    letter: among common words that turns too many real ones into each other (`jour`/`pour`, `dont`/`sont`,
+    `Dupuis`/`depuis`), and a corpus-sized vocabulary cannot tell which is which."""
+    if len(typed) == len(word) - 1:
+        return any(word[:i] + word[i + 1 :] == typed for i in range(len(word)))
+    if len(typed) == len(word) + 1:
+        return any(typed[i] == typed[i + 1] and typed[:i] + typed[i + 1 :] == word for i in range(len(typed) - 1))
+    if len(typed) == len(word):
+        diff = [i for i in range(len(word)) if typed[i] != word[i]]
+        return len(diff) == 2 and diff[1] == diff[0] + 1 and typed[diff[0]] == word[diff[1]] and typed[diff[1]] == word[diff[0]]
+    return False
+
+
 def _deletions(key: str) -> set[str]:
     return {key[:i] + key[i + 1 :] for i in range(len(key))}
+
+
+def match_case(template: str, word: str) -> str:
+    """`word` in the case pattern of `template` (all capitals, capitalised, or as it is)."""
+    if template.isupper():
+        return word.upper()
+    if template[:1].isupper():
+        return word[:1].upper() + word[1:]
+    return word
+
+
+class Vocabulary:
+    """The words of the training sentences, counted: which forms the model learnt (never corrected), and the
+    frequent context words a rare form one slip away is taken for (symmetric-delete index)."""
+
+    def __init__(self, rows: Iterable[tuple[str, str, int, int]], places: Collection[str] = ()) -> None:
+        """`places`: the folded one-word place names (a word that may be a place needs a higher O share)."""
+        self.rows = {folded: (surface, o_count, count) for folded, surface, o_count, count in rows}
+        self.seen = frozenset(w for w, (_, _, c) in self.rows.items() if c >= SEEN_MIN_COUNT)
+        places = frozenset(places)
+
+        def is_target(w: str, o: int, c: int) -> bool:
+            share = CONTEXT_MIN_SHARE if w in places else CONTEXT_MIN_SHARE_NOT_PLACE
+            return len(w) >= SPELL_MIN_CHARS and o >= CONTEXT_MIN_COUNT and o >= share * c
+
+        targets = {w: (surface, o) for w, (surface, o, c) in self.rows.items() if is_target(w, o, c)}
+        self._index: dict[str, list[str]] = {}
+        for w in targets:
+            for d in _deletions(w) | {w}:
+                self._index.setdefault(d, []).append(w)
+        self._surface = {w: surface for w, (surface, _) in targets.items()}
+
+    @classmethod
+    def count(cls, sentences: Iterable[Sequence[tuple[str, str]]], places: Collection[str] = ()) -> Vocabulary:
+        """From (word, tag) sentences; only forms seen SEEN_MIN_COUNT times or more are kept (the rest are, by
+        definition, rare, which is all a lookup needs to know)."""
+        counts: dict[str, list[int]] = {}
+        surfaces: dict[str, dict[str, int]] = {}
+        for sentence in sentences:
+            for word, tag in sentence:
+                key = normalise_text(word)
+                c = counts.setdefault(key, [0, 0])
+                c[0] += tag == "O"
+                c[1] += 1
+                forms = surfaces.setdefault(key, {})
+                forms[word.lower()] = forms.get(word.lower(), 0) + 1
+        rows = [(w, max(surfaces[w].items(), key=lambda kv: (kv[1], kv[0]))[0], o, n)
+                for w, (o, n) in counts.items() if n >= SEEN_MIN_COUNT]
+        return cls(rows, places)
+
+    def lines(self) -> list[str]:
+        return [f"{w}\t{surface}\t{o}\t{c}" for w, (surface, o, c) in sorted(self.rows.items())]
+
+    @classmethod
+    def from_lines(cls, lines: Iterable[str], source: str = VOCABULARY_FILE, places: Collection[str] = ()) -> Vocabulary:
+        rows = []
+        for n, line in enumerate(lines, 1):
+            parts = line.split("\t")
+            if len(parts) != 4 or not parts[2].isdigit() or not parts[3].isdigit():
+                raise TrajetError(f"{source}:{n}: expected word, form, O count, count separated by tabs")
+            rows.append((parts[0], parts[1], int(parts[2]), int(parts[3])))
+        return cls(rows, places)
+
+    def meant(self, folded: str) -> str | None:
+        """The frequent context word a rare form is a slip of (its usual form), or None when it is a slip of none
+        or of several (`dpuis` is `depuis` with a letter dropped; it is also `puis` with one added, but only a
+        doubled letter counts as added)."""
+        if len(folded) < SPELL_MIN_CHARS or folded in self.seen or not folded.replace("'", "").isalpha():
+            return None
+        found = {w for d in _deletions(folded) | {folded} for w in self._index.get(d, ()) if _typing_slip(folded, w)}
+        return self._surface[found.pop()] if len(found) == 1 else None
 
 
 class Lexicon:
@@ -91,11 +191,19 @@ class Lexicon:
     by one-letter deletions of the whole name (symmetric-delete lookup) for one-slip matches."""
 
     def __init__(
-        self, entries: Iterable[tuple[str, ...]], *, fuzzy: bool = False, known_words: Iterable[str] = ()
+        self,
+        entries: Iterable[tuple[str, ...]],
+        *,
+        fuzzy: bool = False,
+        known_words: Iterable[str] = (),
+        vocabulary: Vocabulary | None = None,
     ) -> None:
         self.entries = frozenset(e for e in entries if e)
         self.fuzzy = fuzzy
         self.known_words = frozenset(known_words)
+        if vocabulary is not None and not fuzzy:
+            raise TrajetError("context-word spelling needs a fuzzy lexicon (gazetteer_fuzzy=true)")
+        self.vocabulary = vocabulary
         lengths: dict[str, set[int]] = {}
         for entry in self.entries:
             lengths.setdefault(entry[0], set()).add(len(entry))
@@ -105,10 +213,22 @@ class Lexicon:
     def __len__(self) -> int:
         return len(self.entries)
 
+    def one_word_names(self) -> list[str]:
+        return [e[0] for e in self.entries if len(e) == 1]
+
     @property
     def feature(self) -> str:
         """The name a model trained on these features records in its config."""
+        if self.vocabulary is not None:
+            return SPELL_FEATURE
         return FUZZY_FEATURE if self.fuzzy else FEATURE
+
+    @property
+    def n_types(self) -> int:
+        """Token types a model reading these features needs."""
+        if self.vocabulary is not None:
+            return CONTEXT_SLIP + 1
+        return FUZZY_INSIDE + 1 if self.fuzzy else INSIDE + 1
 
     @classmethod
     def from_names(cls, names: Iterable[str], *, fuzzy: bool = False) -> Lexicon:
@@ -129,9 +249,10 @@ class Lexicon:
             names.append(s.name)
         return cls.from_names(names, fuzzy=fuzzy)
 
-    def with_known_words(self, sentences: Iterable[Sequence[tuple[str, str]]]) -> Lexicon:
+    def with_known_words(self, sentences: Iterable[Sequence[tuple[str, str]]], *, spelling: bool = False) -> Lexicon:
         """This lexicon knowing the context words of these (word, tag) sentences: the words tagged O at least
-        KNOWN_MIN_COUNT times that are not themselves a known place."""
+        KNOWN_MIN_COUNT times that are not themselves a known place; with `spelling`, also their vocabulary."""
+        sentences = [list(s) for s in sentences]
         counts: dict[str, int] = {}
         for sentence in sentences:
             for word, tag in sentence:
@@ -139,7 +260,8 @@ class Lexicon:
                     key = normalise_text(word)
                     counts[key] = counts.get(key, 0) + 1
         known = {w for w, c in counts.items() if c >= KNOWN_MIN_COUNT and (w,) not in self.entries}
-        return Lexicon(self.entries, fuzzy=self.fuzzy, known_words=known)
+        vocabulary = Vocabulary.count(sentences, self.one_word_names()) if spelling else None
+        return Lexicon(self.entries, fuzzy=self.fuzzy, known_words=known, vocabulary=vocabulary)
 
     def save(self, model_dir: Path) -> None:
         """Into a model directory: the names, and for a fuzzy lexicon the known context words."""
@@ -147,12 +269,19 @@ class Lexicon:
         (Path(model_dir) / LEXICON_FILE).write_text("\n".join(lines) + "\n", encoding="utf-8")
         if self.fuzzy:
             (Path(model_dir) / KNOWN_WORDS_FILE).write_text("\n".join(sorted(self.known_words)) + "\n", encoding="utf-8")
+        if self.vocabulary is not None:
+            (Path(model_dir) / VOCABULARY_FILE).write_text("\n".join(self.vocabulary.lines()) + "\n", encoding="utf-8")
 
     @classmethod
-    def load(cls, model_dir: Path, *, fuzzy: bool = False) -> Lexicon:
+    def load(cls, model_dir: Path, *, fuzzy: bool = False, spelling: bool = False) -> Lexicon:
         lines = _read_lines(Path(model_dir) / LEXICON_FILE)
         known = _read_lines(Path(model_dir) / KNOWN_WORDS_FILE) if fuzzy else []
-        return cls((tuple(line.split(" ")) for line in lines), fuzzy=fuzzy, known_words=known)
+        entries = [tuple(line.split(" ")) for line in lines]
+        vocabulary = None
+        if spelling:
+            path = Path(model_dir) / VOCABULARY_FILE
+            vocabulary = Vocabulary.from_lines(_read_lines(path), str(path), [e[0] for e in entries if len(e) == 1])
+        return cls(entries, fuzzy=fuzzy, known_words=known, vocabulary=vocabulary)
 
     def _exact(self, folded: Sequence[str], i: int) -> int:
         """Word count of the longest known name starting at word i, 0 if none."""
@@ -192,13 +321,17 @@ class Lexicon:
         return 0
 
     def word_features(self, words: Sequence[str]) -> list[int]:
-        """One type per word; at each position the longest exact name wins, else (fuzzy) the longest one-slip
-        name; matching resumes after it."""
+        """One type per word; at each position the longest exact name wins, else (spelling) a misspelled context
+        word, else (fuzzy) the longest one-slip name; matching resumes after it."""
         folded = [normalise_text(w) for w in words]
         out = [NONE] * len(words)
         i = 0
         while i < len(folded):
             n, begin, inside = self._exact(folded, i), BEGIN, INSIDE
+            if not n and self.vocabulary is not None and self.vocabulary.meant(folded[i]) is not None:
+                out[i] = CONTEXT_SLIP
+                i += 1
+                continue
             if not n and self.fuzzy:
                 n, begin, inside = self._near(folded, i), FUZZY_BEGIN, FUZZY_INSIDE
             if not n:
@@ -209,6 +342,25 @@ class Lexicon:
                 out[k] = inside
             i += n
         return out
+
+
+    def respell(self, words: Sequence[str], features: Sequence[int]) -> list[str]:
+        """The words the model reads: each CONTEXT_SLIP word replaced by the word it was meant to be (its case
+        kept). Offsets and entities still come from the words as typed."""
+        if self.vocabulary is None:
+            return list(words)
+        out = list(words)
+        for i, f in enumerate(features):
+            if f == CONTEXT_SLIP:
+                meant = self.vocabulary.meant(normalise_text(words[i]))
+                if meant is not None:
+                    out[i] = match_case(words[i], meant)
+        return out
+
+    def read(self, words: Sequence[str]) -> tuple[list[str], list[int]]:
+        """(the words the model reads, their features): what training and prediction feed the encoder."""
+        features = self.word_features(words)
+        return self.respell(words, features), features
 
 
 def _read_lines(path: Path) -> list[str]:
@@ -228,7 +380,7 @@ def drop_spans(features: Sequence[int], keep: Sequence[bool]) -> list[int]:
     for i, f in enumerate(features):
         if f in BEGINS:
             span += 1
-        if f != NONE and span < len(keep) and not keep[span]:
+        if f in PLACE_TYPES and span < len(keep) and not keep[span]:
             out[i] = NONE
     return out
 
@@ -240,7 +392,8 @@ def model_lexicon(model_dir: Path, feature: str | None) -> Lexicon | None:
         return None
     if feature not in FEATURES:
         raise TrajetError(f"{model_dir}: unknown input features {feature!r} (this Trajet reads {', '.join(FEATURES)})")
-    lexicon = Lexicon.load(Path(model_dir), fuzzy=feature == FUZZY_FEATURE)
+    lexicon = Lexicon.load(Path(model_dir), fuzzy=feature in (FUZZY_FEATURE, SPELL_FEATURE),
+                           spelling=feature == SPELL_FEATURE)
     if lexicon.fuzzy:
         lexicon._deletion_index()  # at load, not on the first request a service answers
     return lexicon

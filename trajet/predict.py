@@ -111,6 +111,10 @@ class Predictor:
         if not readable:
             return out
         words = [[t.text for t in tokens] for _, _, tokens in readable]
+        features: list[list[int]] | None = None
+        if self.lexicon is not None:
+            read = [self.lexicon.read(ws) for ws in words]
+            words, features = [w for w, _ in read], [f for _, f in read]
         enc = self.tokenizer(words, is_split_into_words=True, truncation=False)
         for row, (pos, index, tokens) in enumerate(readable):
             ids = list(enc["input_ids"][row])
@@ -119,8 +123,8 @@ class Predictor:
                 continue
             word_ids = list(enc.word_ids(row))
             type_ids = None
-            if self.lexicon is not None:
-                type_ids = token_types(self.lexicon.word_features(words[row]), word_ids)
+            if features is not None:
+                type_ids = token_types(features[row], word_ids)
             out[pos] = _Prepared(index, tokens, ids, word_ids, type_ids)
         return out
 

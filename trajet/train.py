@@ -85,6 +85,9 @@ class TrainingConfig:
     gazetteer_dropout: float = 0.15
     # Also mark spans one keyboard slip from a known place (own token types): typed names are found too.
     gazetteer_fuzzy: bool = False
+    # Also read a rare word one slip from a frequent context word as that word (`horaiires`, `puuis`), typed as
+    # corrected (trajet.lexicon); needs gazetteer_fuzzy.
+    gazetteer_spelling: bool = False
     # Average the weights of the last N evaluated states (N >= 2) and keep the average only if it scores better
     # on validation than the best single checkpoint: it smooths out which step a short run happened to stop on.
     average_last: int = 0
@@ -341,7 +344,9 @@ def encode_phrases(
     for phrase in phrases:
         tokens, tags = phrase.tokens_and_tags()
         words = [t.text for t in tokens]
-        features = lexicon.word_features(words) if lexicon is not None else None
+        features = None
+        if lexicon is not None:
+            words, features = lexicon.read(words)
         out.append(encode_words(words, tags, tokenizer, max_length, features))
     return out
 
@@ -648,9 +653,12 @@ def train_model(
         lexicon = lex.Lexicon.from_gazetteer(fuzzy=config.gazetteer_fuzzy)
         if lexicon.fuzzy:
             lexicon = lexicon.with_known_words(
-                [(t.text, tag) for t, tag in zip(*p.tokens_and_tags(), strict=True)] for p in train
+                ([(t.text, tag) for t, tag in zip(*p.tokens_and_tags(), strict=True)] for p in train),
+                spelling=config.gazetteer_spelling,
             )
-        enable_type_features(model, lex.N_TYPES)
+        elif config.gazetteer_spelling:
+            raise TrajetError("gazetteer_spelling=true needs gazetteer_fuzzy=true")
+        enable_type_features(model, lexicon.n_types)
         model.config.trajet_features = lexicon.feature
     elif getattr(model.config, "trajet_features", None) is not None:
         # Warm start from a model that had features, trained without: the result must not claim them.
@@ -870,6 +878,9 @@ def _inputs_line(cfg: Mapping[str, Any]) -> str:
     if cfg.get("gazetteer_fuzzy"):
         line += ("; types 3/4 mark a span one keyboard slip from a known place (context words of "
                  "`trajet_known_words.txt` excepted)")
+    if cfg.get("gazetteer_spelling"):
+        line += ("; type 5 marks a rare word one slip from a frequent context word of `trajet_vocabulary.txt`, "
+                 "which the model reads in its place")
     return line
 
 
