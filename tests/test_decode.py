@@ -55,6 +55,8 @@ def test_no_entity_ends_on_a_function_word():
     words = ["tarifs", "de", "la", "carte"]
     closed = decode.closed_words(words)
     assert closed == [False, True, True, False]
+    # a word ending on punctuation cannot end one either (ingestion refuses such a span edge): `St.` of `St.Herlain`
+    assert decode.closed_words(["St", ".", "St.", "Herlain", "→", "8h20"]) == [False, True, True, False, True, False]
     rows = _rows({"O": 0.9}, {"O": 0.9}, {"B-DEPART": 0.6}, {"O": 0.8})
     assert _tags(decode.decode(rows)) == ["O", "O", "B-DEPART", "O"]  # without the rule
     assert _tags(decode.decode(rows, closed)) == ["O", "O", "O", "O"]

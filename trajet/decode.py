@@ -11,12 +11,14 @@ only on the few sentences that break one, and costs nothing on the rest.
 One more rule comes from the words themselves: no place name ends on a function word (`la`, `de`, `l'`, `à`...;
 none of the gazetteer's 15,000 names and none of the 19,000 annotated entities does), but a small encoder tags
 the `la` of "la carte Avantage" or the `le` of "par le TGV" as a place now and then. Words marked `closed` can
-begin or sit inside an entity (`La Rochelle`, `Paris Gare de Lyon`), never end one.
+begin or sit inside an entity (`La Rochelle`, `Paris Gare de Lyon`), never end one; nor can a word that ends
+on punctuation, as no annotation may (ingestion's "span edge is space or punctuation").
 """
 
 from __future__ import annotations
 
 import math
+import unicodedata
 from collections.abc import Sequence
 
 from trajet.labels import LABELS
@@ -33,8 +35,9 @@ ONCE = ("DEPART", "ARRIVEE")
 
 
 def closed_words(words: Sequence[str]) -> list[bool]:
-    """Which words cannot end an entity: the function words."""
-    return [normalise_text(w) in FUNCTION_WORDS for w in words]
+    """Which words cannot end an entity: the function words, and words ending on punctuation or a symbol (the
+    `St.` of `St.Herlain`), which ingestion refuses as a span's edge."""
+    return [normalise_text(w) in FUNCTION_WORDS or bool(w) and unicodedata.category(w[-1])[0] in "PZSC" for w in words]
 
 
 def is_valid(tag_ids: Sequence[int], closed: Sequence[bool] | None = None) -> bool:
