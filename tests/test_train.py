@@ -209,6 +209,16 @@ def test_trained_model_learns(tiny):
     assert trained["micro"]["f1"] > untrained["micro"]["f1"] + 0.5
 
 
+def test_spelling_without_fuzzy_matching_is_refused_before_any_work(tmp_path):
+    from trajet.train import train_model
+
+    phrases = make_phrases(4)
+    cfg = config_for("tiny", {"gazetteer_spelling": True, "gazetteer_fuzzy": False})
+    with pytest.raises(TrajetError, match="gazetteer_spelling=true needs gazetteer_fuzzy=true"):
+        train_model(phrases[:3], phrases[3:], cfg, tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()
+
+
 # ----------------------------------------------------------------------------------- base sources
 
 

@@ -229,18 +229,12 @@ class AugmentedPhrases:
         self.place_pool = place_parts(self.items) if place_prob > 0 else []
         # The hints of each sentence as written: its plain encoding, the spans pseudo-places keep, the untagged
         # names to swap; computed once, since the one-slip lookup is the costly part of an augmented item.
-        self.hints = [lexicon.word_features(words) for words, _ in self.items] if lexicon is not None else None
+        read = [lexicon.read(words) if lexicon is not None else (words, None) for words, _ in self.items]
+        self.hints = [features for _, features in read] if lexicon is not None else None
         self.plain = [
-            encode_words(self._model_words(words, self.hints[i] if self.hints is not None else None), tags,
-                         tokenizer, max_length, self.hints[i] if self.hints is not None else None)
-            for i, (words, tags) in enumerate(self.items)
+            encode_words(model_words, tags, tokenizer, max_length, features)
+            for (model_words, features), (_, tags) in zip(read, self.items, strict=True)
         ]
-
-    def _model_words(self, words: Sequence[str], features: Sequence[int] | None) -> list[str]:
-        """What the encoder reads: misspelled context words respelled (a spelling lexicon), else the words."""
-        if self.lexicon is None or features is None:
-            return list(words)
-        return self.lexicon.respell(words, features)
 
     def _features(
         self,
@@ -282,7 +276,9 @@ class AugmentedPhrases:
             spans += untagged_places(hints, tags, words, self.frequent)
         new_words, swapped = swap_places(rng, new_words, spans, self.place_pool, self.place_prob, shape=words)
         features = self._features(rng, new_words, self.hint_dropout, hints, swapped)
-        return encode_words(self._model_words(new_words, features), tags, self.tokenizer, self.max_length, features)
+        if self.lexicon is not None:  # respelled after the swaps, so a pseudo-place is read as drawn
+            new_words = self.lexicon.respell(new_words, features)
+        return encode_words(new_words, tags, self.tokenizer, self.max_length, features)
 
 
 class GroupedEpochs:

@@ -213,9 +213,6 @@ class Lexicon:
     def __len__(self) -> int:
         return len(self.entries)
 
-    def one_word_names(self) -> list[str]:
-        return [e[0] for e in self.entries if len(e) == 1]
-
     @property
     def feature(self) -> str:
         """The name a model trained on these features records in its config."""
@@ -260,7 +257,7 @@ class Lexicon:
                     key = normalise_text(word)
                     counts[key] = counts.get(key, 0) + 1
         known = {w for w, c in counts.items() if c >= KNOWN_MIN_COUNT and (w,) not in self.entries}
-        vocabulary = Vocabulary.count(sentences, self.one_word_names()) if spelling else None
+        vocabulary = Vocabulary.count(sentences, _one_word_names(self.entries)) if spelling else None
         return Lexicon(self.entries, fuzzy=self.fuzzy, known_words=known, vocabulary=vocabulary)
 
     def save(self, model_dir: Path) -> None:
@@ -280,7 +277,7 @@ class Lexicon:
         vocabulary = None
         if spelling:
             path = Path(model_dir) / VOCABULARY_FILE
-            vocabulary = Vocabulary.from_lines(_read_lines(path), str(path), [e[0] for e in entries if len(e) == 1])
+            vocabulary = Vocabulary.from_lines(_read_lines(path), str(path), _one_word_names(entries))
         return cls(entries, fuzzy=fuzzy, known_words=known, vocabulary=vocabulary)
 
     def _exact(self, folded: Sequence[str], i: int) -> int:
@@ -343,7 +340,6 @@ class Lexicon:
             i += n
         return out
 
-
     def respell(self, words: Sequence[str], features: Sequence[int]) -> list[str]:
         """The words the model reads: each CONTEXT_SLIP word replaced by the word it was meant to be (its case
         kept). Offsets and entities still come from the words as typed."""
@@ -361,6 +357,11 @@ class Lexicon:
         """(the words the model reads, their features): what training and prediction feed the encoder."""
         features = self.word_features(words)
         return self.respell(words, features), features
+
+
+def _one_word_names(entries: Iterable[tuple[str, ...]]) -> list[str]:
+    """The folded place names of one word: a context word that may be one needs a higher O share to be a target."""
+    return [e[0] for e in entries if len(e) == 1]
 
 
 def _read_lines(path: Path) -> list[str]:

@@ -621,6 +621,8 @@ def train_model(
     """Fine-tune `config.base_model` and write a self-contained, safetensors-only model directory."""
     if not train or not validation:
         raise TrajetError("training needs at least one training and one validation phrase")
+    if config.gazetteer and config.gazetteer_spelling and not config.gazetteer_fuzzy:
+        raise TrajetError("gazetteer_spelling=true needs gazetteer_fuzzy=true")
     import torch
     from transformers import (
         AutoModelForTokenClassification,
@@ -662,8 +664,6 @@ def train_model(
                 ([(t.text, tag) for t, tag in zip(*p.tokens_and_tags(), strict=True)] for p in train),
                 spelling=config.gazetteer_spelling,
             )
-        elif config.gazetteer_spelling:
-            raise TrajetError("gazetteer_spelling=true needs gazetteer_fuzzy=true")
         enable_type_features(model, lexicon.n_types)
         model.config.trajet_features = lexicon.feature
     elif getattr(model.config, "trajet_features", None) is not None:
