@@ -13,6 +13,7 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
 from flows._common import utc_stamp
+from flows.story import training_line
 from flows.tasks import pull_task, push_task, staging_uri, train_task, work_dir
 
 
@@ -38,11 +39,12 @@ def finetune(
     the preset's base, so a nightly update only has to learn what changed."""
     logger = get_run_logger()
     if warm_start_version:
-        base = pull_task(registry_uri, warm_start_version, str(work_dir("finetune", staging_version, "base")))
+        base = pull_task.with_options(task_run_name="pull-warm-start-base")(
+            registry_uri, warm_start_version, str(work_dir("finetune", staging_version, "base")))
         config = {**(config or {}), "base_model": base}
     out = work_dir("finetune", staging_version) / "model"
     result = train_task(snapshot_id, snapshot_hash, preset, config, str(out), database_url)
-    logger.info("trained %s steps in %.0f s: %s", result["steps"], result["seconds"], result["best_metrics"])
+    logger.info(training_line(result))
     staging = staging_uri(registry_uri)
     pushed = push_task(
         staging,

@@ -17,6 +17,7 @@ from prefect.runtime import flow_run
 from prefect.states import Completed
 
 from flows._common import io_task_options, slug, utc_stamp
+from flows.story import checks_markdown, describe_held_batches_task, export_command, held_batch_key
 
 REASONS_KEY = "ingest-reasons"
 SUMMARY_KEY = "ingest-summary"
@@ -67,10 +68,11 @@ def summary_markdown(reports: list[dict[str, Any]]) -> str:
         ]
         if r.get("message"):
             lines.append(f"- {r['message']}")
+        if r["status"] in ("held", "rejected"):
+            lines.append(f"- reasons, lines and raw rows: artifact `{held_batch_key(r)}`; `{export_command(r['batch_id'])}`")
         checks = r.get("checks") or {}
         if checks:
-            lines += ["", "| batch check | value |", "| --- | --- |"]
-            lines += [f"| {name} | {value} |" for name, value in checks.items()]
+            lines += ["", *checks_markdown(checks)]
         lines.append("")
     return "\n".join(lines)
 
@@ -91,6 +93,7 @@ def ingest_flow(source: str, max_bad_ratio: float | None = None, database_url: s
         )
     create_table_artifact(reasons_table(reports), key=REASONS_KEY, description="Quarantined rows per reason")
     create_markdown_artifact(summary_markdown(reports), key=SUMMARY_KEY, description="Batch status")
+    describe_held_batches_task(reports, database_url)
     statuses = sorted({r["status"] for r in reports})
     held = [r for r in reports if r["status"] in ("held", "rejected")]
     message = f"{len(reports)} batch(es): " + ", ".join(statuses) if reports else "nothing to ingest"

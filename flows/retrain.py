@@ -15,11 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger
-from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.runtime import flow_run
 from prefect.states import Completed
 
 from flows._common import fmt, utc_stamp
+from flows.story import drops_first, registry_address, run_stamp, tell_retrain, training_line
+from flows.story import gate_markdown as _gate_markdown
 from flows.tasks import (
     champion_task,
     evaluate_task,
@@ -47,16 +49,15 @@ def _run_name() -> str:
     return f"retrain-{utc_stamp()}"
 
 
-def _rename_run(snapshot_hash: str) -> None:
-    """Add the snapshot hash to the run's name once it is known (the name is set before the flow starts)."""
+def _rename_run(version: str) -> None:
+    """Name the run after the version it may publish (stamp + snapshot hash), known once the snapshot is."""
     from prefect.client.orchestration import get_client
 
     run_id = flow_run.id
     if not run_id:
         return
-    name = f"{flow_run.name or _run_name()}-{snapshot_hash[:8]}"
     with get_client(sync_client=True) as client:
-        client.update_flow_run(run_id, name=name)
+        client.update_flow_run(run_id, name=f"retrain-{version}")
 
 
 def champion_snapshot_hash(champion: dict[str, Any] | None) -> str | None:
@@ -108,28 +109,11 @@ def comparison_rows(candidate: dict[str, Any], champion: dict[str, Any] | None) 
                 get(cand_report, "groups", group, "micro_f1"),
                 get(champ_report, "groups", group, "micro_f1"),
             )
-    return rows
+    return drops_first(rows)
 
 
 def gate_markdown(decision: Any, champion_version: str | None) -> str:
-    verdict = "PASSED" if decision.passed else "REJECTED"
-    against = f"champion `{champion_version}`" if champion_version else "no champion yet (absolute rules only)"
-    lines = [f"# Gate: **{verdict}**", "", f"Compared against {against}.", "", "| rule | value | threshold | result | detail |", "| --- | --- | --- | --- | --- |"]
-    for rule in decision.rules:
-        lines.append(
-            f"| {rule.name} | {fmt(rule.value)} | {fmt(rule.threshold)} | {'pass' if rule.passed else '**FAIL**'} | {rule.detail} |"
-        )
-    return "\n".join(lines)
-
-
-def _summary(status: str, snapshot: dict[str, Any], lines: list[str]) -> None:
-    body = [
-        f"# Nightly retrain: **{status}**",
-        "",
-        f"- snapshot {snapshot['id']} `{snapshot['content_hash'][:12]}`, phrases per split: {snapshot.get('counts')}",
-        *[f"- {line}" for line in lines],
-    ]
-    create_markdown_artifact("\n".join(body), key=SUMMARY_KEY, description=f"nightly-retrain: {status}")
+    return _gate_markdown(decision, champion_version)
 
 
 def _train_on_deployment(
@@ -170,7 +154,8 @@ def _train_on_deployment(
             "its output is not used and the champion is untouched"
         )
     dest = work_dir(run_id, "candidate")
-    model_dir = Path(pull_task(staging_uri(registry_uri), staging_version, str(dest)))
+    model_dir = Path(pull_task.with_options(task_run_name="pull-candidate-from-staging")(
+        staging_uri(registry_uri), staging_version, str(dest)))
     # The staging manifest did its job (every sha256 checked); the promoted version gets its own.
     staged = json.loads((model_dir / "manifest.json").read_text(encoding="utf-8"))
     (model_dir / "manifest.json").unlink()
@@ -207,9 +192,12 @@ def nightly_retrain(
 
     logger = get_run_logger()
     snapshot = snapshot_task(database_url)
-    _rename_run(snapshot["content_hash"])
+    run_id = f"{run_stamp()}-{snapshot['content_hash'][:8]}"
+    _rename_run(run_id)
     champion = champion_task(registry_uri)
     champion_version = champion["pointer"]["version"] if champion else None
+    story = {"run_id": run_id, "snapshot": snapshot, "registry_uri": registry_address(registry_uri),
+             "champion_before": champion_version, "serving": champion["pointer"] if champion else None}
 
     if champion and not force and champion_snapshot_hash(champion) == snapshot["content_hash"]:
         message = (
@@ -217,18 +205,18 @@ def nightly_retrain(
             f"(same snapshot {snapshot['content_hash'][:12]}); pass force=True to retrain anyway"
         )
         logger.info(message)
-        _summary("SKIPPED", snapshot, [message])
+        tell_retrain(status="skipped", reason=message, **story)
         return Completed(
             name="Skipped",
             message=message,
             data={"status": "skipped", "snapshot": snapshot, "champion": champion_version, "reason": message},
         )
 
-    run_id = f"{utc_stamp()}-{snapshot['content_hash'][:8]}"
     deployment = train_deployment or os.environ.get("TRAJET_TRAIN_DEPLOYMENT") or None
     champion_dir = None
     if champion_version:  # pulled (and verified) once: the warm-start base and the gate's reference
-        champion_dir = pull_task(registry_uri, champion_version, str(work_dir(run_id, "champion")))
+        champion_dir = pull_task.with_options(task_run_name="pull-champion")(
+            registry_uri, champion_version, str(work_dir(run_id, "champion")))
     try:
         if deployment:
             training = _train_on_deployment(
@@ -243,15 +231,18 @@ def nightly_retrain(
             )
     except Exception as exc:
         reason = f"{type(exc).__name__}: {exc}"
-        _summary("TRAINING FAILED", snapshot, [reason, f"champion unchanged: {champion_version}"])
+        tell_retrain(status="failed", reason=f"training failed: {reason}", **story)
         record_failed_run_task(snapshot, champion_version, f"training failed: {reason}", database_url)
         raise
 
+    logger.info(training_line(training))
     candidate_dir = training["output_dir"]
-    candidate_eval = evaluate_task(candidate_dir, snapshot["id"], database_url, use_challenge)
+    candidate_eval = evaluate_task.with_options(task_run_name="evaluate-candidate")(
+        candidate_dir, snapshot["id"], database_url, use_challenge)
     champion_eval = None
     if champion_dir:
-        champion_eval = evaluate_task(champion_dir, snapshot["id"], database_url, use_challenge)
+        champion_eval = evaluate_task.with_options(task_run_name=f"evaluate-champion-{champion_version}")(
+            champion_dir, snapshot["id"], database_url, use_challenge)
 
     version = run_id
     training_summary = {k: v for k, v in training.items() if k != "output_dir"}
@@ -283,14 +274,15 @@ def nightly_retrain(
         failed = [rule.name for rule in decision.rules if not rule.passed]
         message = f"candidate {run_id} rejected by the gate ({', '.join(failed)}); champion stays {champion_version}"
         logger.info(message)
-        _summary("REJECTED", snapshot, [message])
+        tell_retrain(status="rejected", reason=message, training=training_summary,
+                     evaluation=record["evaluation"], decision=decision, **story)
         return Completed(name="Rejected", message=message, data={**record, "status": "rejected", "version": None})
 
     pointer = published["pointer"]
-    create_link_artifact(published["uri"], link_text=f"model {version}", key=MODEL_KEY, description="promoted champion")
     message = f"candidate {version} promoted (previous champion: {champion_version or 'none'})"
     logger.info(message)
-    _summary("PROMOTED", snapshot, [message, f"registry: {published['uri']}"])
+    tell_retrain(status="promoted", reason=f"{message}; gate {decision.summary()}", training=training_summary,
+                 evaluation=record["evaluation"], decision=decision, **{**story, "serving": pointer})
     return Completed(
         name="Promoted",
         message=message,

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from flows._common import io_task_options
@@ -64,7 +64,8 @@ def train_task(
         raise TrajetError(f"snapshot {snapshot_id} has no training phrases: ingest a dataset first")
     config = training_config(preset, overrides)
     result = train.train_model(
-        train_split, validation, config, Path(output_dir), snapshot_hash=snapshot_hash, progress=progress
+        train_split, validation, config, Path(output_dir), snapshot_hash=snapshot_hash, progress=progress,
+        log_line=get_run_logger().info,
     )
     return {
         "output_dir": str(result.output_dir),

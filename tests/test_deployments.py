@@ -65,6 +65,7 @@ def test_nightly_schedule_is_2am_paris(deployed):
     assert schedule.active
     assert schedule.schedule.cron == "0 2 * * *"
     assert schedule.schedule.timezone == "Europe/Paris"
+    assert schedule.slug == "nightly-0200-europe-paris"
     assert not deployed["ingest/ingest"].schedules and not deployed["finetune/finetune"].schedules
 
 

@@ -88,6 +88,37 @@ def _artifacts(key: str) -> list:
         )
 
 
+def _run_artifact(key: str, state) -> object:
+    (artifact,) = [a for a in _artifacts(key) if a.flow_run_id == state.state_details.flow_run_id]
+    return artifact
+
+
+def _flow_run(state):
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        return client.read_flow_run(state.state_details.flow_run_id)
+
+
+def _events(name: str, resource_id: str, timeout_s: float = 30.0) -> list:
+    """Events reach the server through a background worker and a batching persister: poll for them."""
+    import time
+
+    from prefect.client.orchestration import get_client
+    from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
+
+    deadline = time.monotonic() + timeout_s
+    with get_client(sync_client=True) as client:
+        while True:
+            page = client.read_events(
+                filter=EventFilter(event=EventNameFilter(name=[name]), resource=EventResourceFilter(id=[resource_id])),
+                limit=50,
+            )
+            if page.events or time.monotonic() > deadline:
+                return page.events
+            time.sleep(1)
+
+
 def _data(artifact) -> object:
     return json.loads(artifact.data) if isinstance(artifact.data, str) and artifact.type == "table" else artifact.data
 
@@ -107,6 +138,29 @@ def test_ingest_accepts_a_clean_batch_and_holds_a_flawed_one(scenario):
     assert sum(r["rows"] for r in rows) == sum(held["reasons"].values()) and all(r["status"] == "held" for r in rows)
     summaries = [a for a in _artifacts("ingest-summary") if a.flow_run_id == held_state.state_details.flow_run_id]
     assert f"Batch {held['batch_id']}: **HELD**" in summaries[0].data
+    # batch checks as a table of numbers, not a printed Python dict
+    assert "| label_distribution.max_shift |" in summaries[0].data and "{" not in summaries[0].data
+
+
+def test_a_held_batch_can_be_found_and_explained(scenario):
+    held_state = scenario["ingest_flawed"]
+    (held,) = held_state.result()
+    batch = held["batch_id"]
+    assert {"held", f"batch-{batch}"} <= set(_flow_run(held_state).tags)
+    assert "held" not in _flow_run(scenario["ingest_a"]).tags
+    page = _run_artifact(f"ingest-batch-{batch}", held_state).data
+    # the flawed file: 2 good rows (lines 1-2, held with the batch), then 5 bad rows on lines 3-7
+    assert f"# Batch {batch}: **HELD**" in page
+    section = page.split("## Reasons")[1].split("##")[0]
+    reasons = {cells[0]: cells[2] for line in section.splitlines() if line.startswith("| ")
+               for cells in [[c.strip() for c in line.strip("|").split("|")]] if cells[0] not in ("reason", "---")}
+    assert reasons["batch held"] == "1, 2"
+    assert sorted({int(n) for lines in reasons.values() for n in lines.split(", ")}) == [1, 2, 3, 4, 5, 6, 7]
+    # first raw rows by line number, markup characters in the data escaped (the unparseable row ends with `[`)
+    assert "| 3 | " in page and r'\{"text": "de Paris à Lyon", "entities": \[ |' in page
+    assert f"trajet quarantine export {batch} --output quarantine-{batch}.jsonl" in page
+    (event,) = _events("trajet.batch.held", f"trajet.batch.{batch}")
+    assert event.payload["quarantined"] == held["quarantined"] and event.payload["status"] == "held"
 
 
 def test_first_night_promotes_a_champion_with_its_artifacts(scenario):
@@ -116,8 +170,22 @@ def test_first_night_promotes_a_champion_with_its_artifacts(scenario):
     assert scenario["champion1"]["version"] == result["version"]
     assert result["gate"]["passed"] and not result["gate"]["has_champion"]
     run_id = state.state_details.flow_run_id
-    (link,) = [a for a in _artifacts("retrain-model") if a.flow_run_id == run_id]
-    assert result["version"] in link.data and "versions/" in link.data
+    model = _run_artifact("retrain-model", state)
+    assert model.type == "markdown"
+    pointer = scenario["champion1"]
+    pull = f"trajet model pull {result['version']} --registry {scenario['home'] / 'registry'}"
+    assert pull in model.data and pointer["manifest_sha256"] in model.data
+    summary = _run_artifact("retrain-summary", state).data
+    training = result["training"]
+    for expected in ("**PROMOTED**", pull, pointer["manifest_sha256"], "| preset | `tiny` |",
+                     f"| steps | {training['steps']} |", result["snapshot"]["content_hash"][:12],
+                     f"| best validation macro F1 | {training['best_metrics']['f1_macro']:.4f} |",
+                     f"| test | macro F1 | {result['evaluation']['candidate']['test']['macro']['f1']:.4f} | - | - |",
+                     "| test | VIA F1 |"):
+        assert expected in summary, expected
+    assert "promoted" in _flow_run(state).tags
+    (event,) = _events("trajet.model.promoted", f"trajet.model.{result['version']}")
+    assert event.payload["manifest_sha256"] == pointer["manifest_sha256"] and event.payload["pull"].startswith(pull)
     (table,) = [a for a in _artifacts("retrain-comparison") if a.flow_run_id == run_id]
     rows = _data(table)
     metrics = {(r["set"], r["metric"]) for r in rows}
@@ -135,6 +203,35 @@ def test_flow_run_names_carry_the_snapshot_hash(scenario):
     with get_client(sync_client=True) as client:
         run = client.read_flow_run(scenario["night1"].state_details.flow_run_id)
     assert run.name.startswith("retrain-") and run.name.endswith(result["snapshot"]["content_hash"][:8])
+    assert run.name == f"retrain-{result['version']}"  # the run and the version it published share one stamp
+
+
+def test_training_metrics_are_logged_as_lines(scenario):
+    import re
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+    run_id = scenario["night1"].state_details.flow_run_id
+    with get_client(sync_client=True) as client:
+        logs = [log.message for log in client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id])))]
+    steps = [m for m in logs if re.match(r"step \d+/40: validation macro F1 \d\.\d{4}, micro F1 \d\.\d{4}, loss \d", m)]
+    assert len(steps) >= 2, logs
+    assert any(m.startswith("trained preset tiny for 40 steps") for m in logs), logs
+
+
+def test_tasks_are_named_for_what_they_do(scenario):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    state = scenario["night4"]
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))
+        )
+    names = {r.name for r in runs}
+    champion = scenario["champion1"]["version"]
+    assert {"evaluate-candidate", f"evaluate-champion-{champion}", "pull-champion"} <= names, names
 
 
 def test_nothing_changed_means_a_clean_skip(scenario):
@@ -144,6 +241,8 @@ def test_nothing_changed_means_a_clean_skip(scenario):
     assert state.result()["status"] == "skipped"
     (summary,) = [a for a in _artifacts("retrain-summary") if a.flow_run_id == state.state_details.flow_run_id]
     assert "SKIPPED" in summary.data
+    assert f"trajet model pull {scenario['champion1']['version']} --registry" in summary.data
+    assert "skipped" in _flow_run(state).tags and "promoted" not in _flow_run(state).tags
 
 
 def test_a_failed_training_leaves_the_champion_unchanged(scenario):
@@ -152,6 +251,7 @@ def test_a_failed_training_leaves_the_champion_unchanged(scenario):
     assert scenario["champion_after_broken"] == scenario["champion1"]
     (summary,) = [a for a in _artifacts("retrain-summary") if a.flow_run_id == state.state_details.flow_run_id]
     assert "TRAINING FAILED" in summary.data and scenario["champion1"]["version"] in summary.data
+    assert "failed" in _flow_run(state).tags
 
 
 def test_the_gate_rejects_against_the_champion_and_keeps_it(scenario):
@@ -163,6 +263,31 @@ def test_the_gate_rejects_against_the_champion_and_keeps_it(scenario):
     assert scenario["champion_after_rejection"] == scenario["champion1"]
     decision = json.loads((scenario["home"] / "runs" / result["run_id"] / "decision.json").read_text())
     assert decision["gate"]["passed"] is False
+
+
+def test_a_rejected_night_says_why_and_what_still_serves(scenario):
+    state = scenario["night3_rejected"]
+    result = state.result()
+    champion = scenario["champion1"]
+    summary = _run_artifact("retrain-summary", state).data
+    assert "**REJECTED**" in summary and "- ❌ **min_macro_f1**: candidate macro F1" in summary
+    assert f"trajet model pull {champion['version']} --registry {scenario['home'] / 'registry'}" in summary
+    assert champion["manifest_sha256"] in summary and "was not published" in summary
+    run = _flow_run(state)
+    assert "rejected" in run.tags and "promoted" not in run.tags
+    (event,) = _events("trajet.model.rejected", f"trajet.model.{result['run_id']}")
+    assert event.payload["failed_rules"] == result["gate"]["failed"] and event.payload["champion"] == champion["version"]
+    # gate table: the failed rule first and marked, test sentence counts shown as counts
+    gate = _run_artifact("retrain-gate", state).data
+    rows = [line for line in gate.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    assert rows[0].startswith("| ❌ **FAIL** | **min_macro_f1** |")
+    n = result["evaluation"]["candidate"]["test"]["n_sentences"]
+    assert f"| pass | same_test_set | {n} | {n} |" in gate
+    # comparison: drops first, largest first
+    table = _data(_run_artifact("retrain-comparison", state))
+    deltas = [float(r["delta"]) for r in table if r["delta"] != "-"]
+    drops = [d for d in deltas if d < 0]
+    assert deltas[: len(drops)] == sorted(drops) and all(r["change"] == "DROP" for r in table[: len(drops)])
 
 
 def test_a_better_or_tolerated_candidate_replaces_the_champion(scenario):

@@ -13,7 +13,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -517,14 +517,26 @@ class TrainResult:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _progress_callback(enabled: bool) -> Any:
-    """A rich progress bar instead of tqdm; evaluation lines show the F1 curve as it forms."""
+def evaluation_line(state: Any, metrics: Mapping[str, Any]) -> str:
+    """One evaluation as a person reads it in a log: step, validation F1s, validation and training loss."""
+    train_loss = next((row["loss"] for row in reversed(state.log_history) if "loss" in row), None)
+    line = (
+        f"step {state.global_step}/{state.max_steps}: validation macro F1 {metrics.get('eval_f1_macro', 0):.4f}, "
+        f"micro F1 {metrics.get('eval_f1_micro', 0):.4f}, loss {metrics.get('eval_loss', 0):.4f}"
+    )
+    return line + (f", training loss {train_loss:.4f}" if train_loss is not None else "")
+
+
+def _progress_callback(enabled: bool, log_line: Callable[[str], None] | None = None) -> Any:
+    """A rich progress bar instead of tqdm; evaluation lines show the F1 curve as it forms, on the console
+    and, through `log_line`, in the caller's log (a Prefect run's log, where no console is watched)."""
     from transformers import TrainerCallback
 
     class RichProgress(TrainerCallback):
         def __init__(self) -> None:
             self.progress: Any = None
             self.task: Any = None
+            self.logged_step = -1
 
         def on_train_begin(self, args, state, control, **kwargs):  # noqa: ANN001
             if not enabled:
@@ -547,7 +559,12 @@ def _progress_callback(enabled: bool) -> Any:
                 self.progress.update(self.task, completed=state.global_step)
 
         def on_evaluate(self, args, state, control, metrics=None, **kwargs):  # noqa: ANN001
-            if self.progress is not None and metrics:
+            if not metrics:
+                return
+            if log_line is not None and state.global_step != self.logged_step:  # not the best model's re-scoring
+                self.logged_step = state.global_step
+                log_line(evaluation_line(state, metrics))
+            if self.progress is not None:
                 status = f"step {state.global_step}: macro F1 {metrics.get('eval_f1_macro', 0):.4f}"
                 self.progress.update(self.task, status=status)
                 self.progress.console.print(
@@ -617,8 +634,10 @@ def train_model(
     *,
     snapshot_hash: str | None = None,
     progress: bool = True,
+    log_line: Callable[[str], None] | None = None,
 ) -> TrainResult:
-    """Fine-tune `config.base_model` and write a self-contained, safetensors-only model directory."""
+    """Fine-tune `config.base_model` and write a self-contained, safetensors-only model directory.
+    `log_line` receives one readable line per validation (step, F1, loss)."""
     if not train or not validation:
         raise TrajetError("training needs at least one training and one validation phrase")
     if config.gazetteer and config.gazetteer_spelling and not config.gazetteer_fuzzy:
@@ -754,7 +773,7 @@ def train_model(
         preprocess_logits_for_metrics=log_probs,
         callbacks=[
             EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience),
-            _progress_callback(progress),
+            _progress_callback(progress, log_line),
             *([averager] if averager is not None else []),
         ],
     )
@@ -791,7 +810,8 @@ def train_model(
         "n_train": len(train),
         "n_validation": len(validation),
         "history": [
-            {"step": r.get("step"), "f1_macro": r.get("eval_f1_macro"), "f1_micro": r.get("eval_f1_micro")}
+            {"step": r.get("step"), "f1_macro": r.get("eval_f1_macro"), "f1_micro": r.get("eval_f1_micro"),
+             "loss": r.get("eval_loss")}
             for r in history
         ],
         "labels": list(LABELS),
