@@ -7,7 +7,8 @@ morning. Not a test (it needs Chromium and a minute of CPU); run it after changi
 
 It starts `trajet ui` on a free port over a fresh TRAJET_HOME, sends the flows there (PREFECT_API_URL):
 a clean ingest, a held batch, a promoted night, a skipped night, a failed training, a rejected night
-(an impossible F1 bar), all on the tiny preset and the flow tests' small data set. It then finds the run
+(an impossible F1 bar), all on the tiny preset and the flow tests' small data set; then it deploys
+deployments/prefect.yaml there (for the schedule's page). It then finds the run
 and artifact ids through the REST API (`POST /api/flow_runs/filter`, `/api/artifacts/filter`) and takes
 one screenshot per page with `chromium --headless --screenshot`.
 """
@@ -84,6 +85,16 @@ def run_nights(home: Path) -> None:
     nightly_retrain(preset="tiny", config=TINY_TRAINING, gate={"min_f1": 1.0}, use_challenge=False, return_state=True)
 
 
+def deploy(env: dict[str, str]) -> None:
+    """The production deployments (schedule and all) on this server, exactly as the README deploys them."""
+    prefect = [sys.executable, "-m", "prefect"]
+    for pool in ("cpu", "gpu"):
+        subprocess.run([*prefect, "work-pool", "create", pool, "--type", "process"], env=env, cwd=ROOT,
+                       check=True, capture_output=True, timeout=120)
+    subprocess.run([*prefect, "--no-prompt", "deploy", "--all", "--prefect-file", "deployments/prefect.yaml"],
+                   env={**env, "TRAJET_CODE_DIR": str(ROOT)}, cwd=ROOT, check=True, capture_output=True, timeout=300)
+
+
 def shoot(chromium: str, url: str, out: Path, size: str) -> None:
     with tempfile.TemporaryDirectory() as profile:
         subprocess.run(
@@ -124,6 +135,7 @@ def main() -> None:
         started = time.perf_counter()
         run_nights(home)
         print(f"demo state: {time.perf_counter() - started:.0f} s in {home}")
+        deploy({**env, "PREFECT_API_URL": f"{base}/api"})
         time.sleep(6)  # events reach the server through a batching persister
 
         runs = api(base, "/flow_runs/filter", {"sort": "START_TIME_ASC", "limit": 50})
@@ -147,8 +159,12 @@ def main() -> None:
             "07-held-batch": f"/artifacts/artifact/{artifact(held, batch_key)}",
             "08-events": "/events",
         }
+        (nightly,) = api(base, "/deployments/filter", {"deployments": {"name": {"any_": ["nightly-retrain"]}}})
+        pages["09-nightly-deployment"] = f"/deployments/deployment/{nightly['id']}"
         for name, path in pages.items():
-            shoot(chromium, base + path, args.out / f"{name}.png", args.size)
+            # artifact pages are long: a taller window shows them whole
+            size = args.size if "artifact" not in path else args.size.split(",")[0] + ",2000"
+            shoot(chromium, base + path, args.out / f"{name}.png", size)
         events = api(base, "/events/filter", {"filter": {"event": {"prefix": ["trajet."]}}, "limit": 50})
         print("events:", sorted(e["event"] + " " + e["resource"]["prefect.resource.id"] for e in events["events"]))
         print("runs:", [(r["name"], r["state_name"], r["tags"]) for r in runs])

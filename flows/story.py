@@ -20,6 +20,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
 from flows._common import fmt, io_task_options, slug, utc_stamp
+from trajet.validate import HELD  # a held batch's valid rows: listed after the real problems
 
 RETRAIN_SUMMARY_KEY = "retrain-summary"
 RETRAIN_MODEL_KEY = "retrain-model"
@@ -35,7 +36,7 @@ HEADLINE = {
 ENTITIES = ("DEPART", "ARRIVEE", "VIA")
 #: Raw rows shown per held batch, and the characters kept of each.
 SAMPLE_ROWS = 10
-RAW_CHARS = 160
+RAW_CHARS = 100
 #: Line numbers listed per reason before "and N more".
 LINES_PER_REASON = 25
 _STAMP = re.compile(r"(\d{8}-\d{6})")
@@ -63,22 +64,12 @@ def add_run_tags(*tags: str) -> None:
 
 
 def emit(event: str, resource_id: str, name: str, payload: Mapping[str, Any]) -> None:
-    """A Prefect event about a Trajet object (a model version, a batch), related to this flow run."""
+    """A Prefect event about a Trajet object (a model version, a batch)."""
     from prefect.events import emit_event
 
-    related = []
-    if flow_run.id:
-        related.append({
-            "prefect.resource.id": f"prefect.flow-run.{flow_run.id}",
-            "prefect.resource.role": "flow-run",
-            "prefect.resource.name": flow_run.name or "",
-        })
-    emit_event(
-        event=event,
-        resource={"prefect.resource.id": resource_id, "prefect.resource.name": name},
-        related=related,
-        payload=dict(payload),
-    )
+    # emit_event relates the event to the flow run and flow it is emitted from
+    emit_event(event=event, resource={"prefect.resource.id": resource_id, "prefect.resource.name": name},
+               payload=dict(payload))
 
 
 # --------------------------------------------------------------------------------------------- formatting
@@ -164,7 +155,7 @@ def gate_markdown(decision: Any, champion_version: str | None) -> str:
         if rule.passed:
             lines.append(f"| pass | {' | '.join(cells)} |")
         else:
-            lines.append(f"| ❌ **FAIL** | {' | '.join(f'**{c}**' if c else c for c in cells)} |")
+            lines.append(f"| **FAIL** | {' | '.join(f'**{c}**' if c else c for c in cells)} |")
     return "\n".join(lines)
 
 
@@ -191,7 +182,7 @@ def _score_rows(candidate: Mapping[str, Any] | None, champion: Mapping[str, Any]
             delta = None if cand is None or champ is None else cand - champ
             shown = fmt(delta)
             if delta is not None and delta < 0:
-                shown = f"**{shown}** ▼"
+                shown = f"**{shown} drop**"
             rows.append(f"| {split} | {label} | {fmt(cand)} | {fmt(champ)} | {shown} |")
     return rows
 
@@ -213,15 +204,29 @@ def retrain_summary_markdown(
     lines = [f"# Nightly retrain {run_id}: **{HEADLINE[status]}**", "", f"**Why:** {md_text(reason, 1000)}", ""]
     if decision is not None and not decision.passed:
         lines += ["**Failed rules:**", ""]
-        lines += [f"- ❌ **{r.name}**: {md_text(r.detail, 400)}" for r in decision.rules if not r.passed]
+        lines += [f"- **FAIL {r.name}**: {md_text(r.detail, 400)}" for r in decision.rules if not r.passed]
         lines.append("")
+
+    lines += ["## Model", ""]
+    if status == "promoted":
+        lines.append(f"Version `{run_id}` is the champion now (previous: `{champion_before or 'none'}`).")
+    elif status in ("rejected", "failed"):
+        lines.append(f"Candidate `{run_id}` was not published. The champion is unchanged.")
+    else:
+        lines.append("Nothing was trained. The champion is unchanged.")
+    lines.append("")
+    if serving:
+        lines += model_lines(serving["version"], registry_uri, serving.get("manifest_sha256"))
+    else:
+        lines.append(f"No champion in `{md_text(registry_uri)}` yet.")
+    lines.append("")
 
     evaluation = evaluation or {}
     candidate, champion = evaluation.get("candidate"), evaluation.get("champion")
     if candidate:
         n = _get(candidate, "test", "n_sentences")
         lines += [
-            f"## Candidate vs champion `{champion_before or 'none'}`",
+            f"## Candidate vs champion `{champion_before}`" if champion_before else "## Candidate (no champion yet)",
             "",
             f"Both scored in this run on the same test split ({number(n)} sentences)"
             + (" and challenge set." if _get(candidate, "challenge") else "."),
@@ -241,7 +246,7 @@ def retrain_summary_markdown(
         lines += [
             "## Training",
             "",
-            "| | |",
+            "| setting | value |",
             "| --- | --- |",
             f"| preset | `{md_text(cfg.get('preset') or '-')}` |",
             f"| base model | `{md_text(cfg.get('base_model') or '-')}` |",
@@ -259,21 +264,7 @@ def retrain_summary_markdown(
         "",
         f"Snapshot {snapshot.get('id')} `{str(snapshot.get('content_hash', ''))[:12]}`: "
         + ", ".join(f"{k} {number(v)}" for k, v in counts.items()),
-        "",
-        "## Model",
-        "",
     ]
-    if status == "promoted":
-        lines.append(f"Version `{run_id}` is the champion now (previous: `{champion_before or 'none'}`).")
-    elif status in ("rejected", "failed"):
-        lines.append(f"Candidate `{run_id}` was not published. The champion is unchanged.")
-    else:
-        lines.append("Nothing was trained. The champion is unchanged.")
-    lines.append("")
-    if serving:
-        lines += model_lines(serving["version"], registry_uri, serving.get("manifest_sha256"))
-    else:
-        lines.append(f"No champion in `{md_text(registry_uri)}` yet.")
     return "\n".join(lines)
 
 
@@ -396,7 +387,7 @@ def held_batch_markdown(report: Mapping[str, Any], rows: Iterable[Mapping[str, A
         "| reason | rows | lines |",
         "| --- | ---: | --- |",
         *(f"| {md_text(reason)} | {len(found):,} | {_lines_list(found)} |"
-          for reason, found in sorted(by_reason.items(), key=lambda kv: (-len(kv[1]), kv[0]))),
+          for reason, found in sorted(by_reason.items(), key=lambda kv: (kv[0] == HELD, -len(kv[1]), kv[0]))),
         "",
         f"## First {min(SAMPLE_ROWS, len(rows))} of {len(rows):,} quarantined rows (raw, cut at {RAW_CHARS} characters)",
         "",

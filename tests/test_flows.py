@@ -270,7 +270,7 @@ def test_a_rejected_night_says_why_and_what_still_serves(scenario):
     result = state.result()
     champion = scenario["champion1"]
     summary = _run_artifact("retrain-summary", state).data
-    assert "**REJECTED**" in summary and "- ❌ **min_macro_f1**: candidate macro F1" in summary
+    assert "**REJECTED**" in summary and "- **FAIL min_macro_f1**: candidate macro F1" in summary
     assert f"trajet model pull {champion['version']} --registry {scenario['home'] / 'registry'}" in summary
     assert champion["manifest_sha256"] in summary and "was not published" in summary
     run = _flow_run(state)
@@ -280,7 +280,7 @@ def test_a_rejected_night_says_why_and_what_still_serves(scenario):
     # gate table: the failed rule first and marked, test sentence counts shown as counts
     gate = _run_artifact("retrain-gate", state).data
     rows = [line for line in gate.splitlines() if line.startswith("| ") and "---" not in line][1:]
-    assert rows[0].startswith("| ❌ **FAIL** | **min_macro_f1** |")
+    assert rows[0].startswith("| **FAIL** | **min_macro_f1** |")
     n = result["evaluation"]["candidate"]["test"]["n_sentences"]
     assert f"| pass | same_test_set | {n} | {n} |" in gate
     # comparison: drops first, largest first

@@ -29,7 +29,7 @@ def test_gate_table_marks_failed_rules_first():
         GateRule("min_macro_f1", 0.41, 0.95, False, "candidate macro F1 0.4100 vs minimum 0.9500"),
     ])
     rows = [line for line in gate_markdown(decision, "v1").splitlines() if line.startswith("| ")]
-    assert rows[2] == "| ❌ **FAIL** | **min_macro_f1** | **0.4100** | **0.9500** | **candidate macro F1 0.4100 vs minimum 0.9500** |"
+    assert rows[2] == "| **FAIL** | **min_macro_f1** | **0.4100** | **0.9500** | **candidate macro F1 0.4100 vs minimum 0.9500** |"
     assert rows[3].startswith("| pass | same_test_set | 40 | 40 |")
 
 
