@@ -17,7 +17,7 @@ from prefect.runtime import flow_run
 from prefect.states import Completed
 
 from flows._common import io_task_options, slug, utc_stamp
-from flows.story import checks_markdown, describe_held_batches_task, export_command, held_batch_key
+from flows.story import checks_markdown, code, describe_held_batches_task, export_command, held_batch_key
 
 REASONS_KEY = "ingest-reasons"
 SUMMARY_KEY = "ingest-summary"
@@ -61,7 +61,7 @@ def summary_markdown(reports: list[dict[str, Any]]) -> str:
         lines += [
             f"## Batch {r['batch_id']}: **{str(r['status']).upper()}**",
             "",
-            f"- source: `{r['source']}`",
+            f"- source: {code(r['source'])}",
             f"- sha256: `{r['sha256']}`",
             f"- rows read {r['rows_read']}, stored {r['stored']}, duplicates {r['duplicates']}, "
             f"quarantined {r['quarantined']}",

@@ -84,14 +84,19 @@ def number(value: Any) -> str:
     return fmt(value)
 
 
-def md_text(value: Any, limit: int = RAW_CHARS) -> str:
-    """Text from data, safe inside a markdown table cell: control characters shown as escapes, markup
-    characters neutralised, cut at `limit` characters."""
+def _visible(value: Any) -> str:
+    """Bytes decoded (invalid ones as `\\xff`), control and odd space characters as escapes: one line."""
     text = value.decode("utf-8", errors="backslashreplace") if isinstance(value, bytes) else str(value)
-    shown = "".join(
+    return "".join(
         ch if ch == " " or unicodedata.category(ch)[0] not in "CZ" else ch.encode("unicode_escape").decode("ascii")
         for ch in text
     )
+
+
+def md_text(value: Any, limit: int = RAW_CHARS) -> str:
+    """Text from data, safe inside a markdown table cell: control characters shown as escapes, markup
+    characters neutralised, cut at `limit` characters."""
+    shown = _visible(value)
     cut = len(shown) > limit
     shown = shown[:limit]
     shown = shown.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
@@ -115,6 +120,17 @@ def training_line(training: Mapping[str, Any]) -> str:
         f"on {training.get('n_train')} phrases: best validation macro F1 {fmt(best.get('f1_macro'))}, "
         f"micro F1 {fmt(best.get('f1_micro'))}, loss {fmt(best.get('loss'))}"
     )
+
+
+def code(value: Any, limit: int = 300, in_table: bool = False) -> str:
+    """Text from data as inline code: backslash escapes do not work there, so the fence outgrows any run of
+    backticks inside; in a table a bare `|` would still end the cell."""
+    text = _visible(value)[:limit]
+    if in_table:
+        text = text.replace("|", "\\|")
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
 
 
 def pull_command(version: str, registry_uri: str) -> str:
@@ -218,7 +234,7 @@ def retrain_summary_markdown(
     if serving:
         lines += model_lines(serving["version"], registry_uri, serving.get("manifest_sha256"))
     else:
-        lines.append(f"No champion in `{md_text(registry_uri)}` yet.")
+        lines.append(f"No champion in {code(registry_uri)} yet.")
     lines.append("")
 
     evaluation = evaluation or {}
@@ -248,8 +264,8 @@ def retrain_summary_markdown(
             "",
             "| setting | value |",
             "| --- | --- |",
-            f"| preset | `{md_text(cfg.get('preset') or '-')}` |",
-            f"| base model | `{md_text(cfg.get('base_model') or '-')}` |",
+            f"| preset | {code(cfg.get('preset') or '-', in_table=True)} |",
+            f"| base model | {code(cfg.get('base_model') or '-', in_table=True)} |",
             f"| steps | {number(training.get('steps'))} |",
             f"| training time | {'-' if seconds is None else f'{float(seconds):,.0f} s'} |",
             f"| best validation macro F1 | {fmt(best.get('f1_macro'))} |",
@@ -270,7 +286,7 @@ def retrain_summary_markdown(
 
 def model_lines(version: str, registry_uri: str, manifest_sha256: str | None) -> list[str]:
     return [
-        f"Serving now: **`{version}`** from `{md_text(registry_uri)}`",
+        f"Serving now: **`{version}`** from {code(registry_uri)}",
         "",
         "```bash",
         pull_command(version, registry_uri),
@@ -377,7 +393,7 @@ def held_batch_markdown(report: Mapping[str, Any], rows: Iterable[Mapping[str, A
     lines = [
         f"# Batch {batch}: **{str(report['status']).upper()}**, nothing stored",
         "",
-        f"- source: `{md_text(report['source'], 300)}`",
+        f"- source: {code(report['source'])}",
         f"- sha256: `{report['sha256']}`",
         f"- rows read {number(report['rows_read'])}, quarantined {number(report['quarantined'])}",
         f"- {md_text(report.get('message') or '', 600)}",
@@ -406,7 +422,7 @@ def held_batch_markdown(report: Mapping[str, Any], rows: Iterable[Mapping[str, A
     ]
     checks = report.get("checks") or {}
     if checks:
-        lines += ["", *checks_markdown(checks)]
+        lines += ["", "## Batch checks", "", *checks_markdown(checks)]
     return "\n".join(lines)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flows.story import checks_rows, drops_first, gate_markdown, held_batch_markdown, md_text, number
+from flows.story import checks_rows, code, drops_first, gate_markdown, held_batch_markdown, md_text, number
 from trajet.gate import GateDecision, GateRule
 
 
@@ -49,3 +49,9 @@ def test_held_batch_page_lists_lines_per_reason_and_caps_the_sample():
     assert "| held | 10 | 4, 8, 12, 16, 20, 24, 28, 32, 36, 40 |" in page
     assert "| 10 | empty\\_text |" in page and "| 11 | " not in page  # 10 raw rows shown of 40
     assert "trajet quarantine export 7 --output quarantine-7.jsonl" in page
+
+
+def test_inline_code_keeps_paths_verbatim():
+    assert code("/tmp/a_b/registry") == "`/tmp/a_b/registry`"
+    assert code("x`y") == "``x`y``" and code("`x") == "`` `x ``"
+    assert code("a|b", in_table=True) == r"`a\|b`"
