@@ -244,8 +244,8 @@ def retrain_summary_markdown(
         lines += [
             f"## Candidate vs champion `{champion_before}`" if champion_before else "## Candidate (no champion yet)",
             "",
-            f"Both scored in this run on the same test split ({number(n)} sentences)"
-            + (" and challenge set." if _get(candidate, "challenge") else "."),
+            ("Both scored in this run on the same test split" if champion else "Scored on the test split")
+            + f" ({number(n)} sentences)" + (" and challenge set." if _get(candidate, "challenge") else "."),
             "",
             "| set | metric | candidate | champion | delta |",
             "| --- | --- | ---: | ---: | ---: |",
