@@ -309,7 +309,29 @@ def tell_retrain(
     evaluation: Mapping[str, Any] | None = None,
     decision: Any = None,
 ) -> None:
-    """Summary artifact, run tag and `trajet.model.<status>` event for one nightly-retrain outcome."""
+    """Summary artifact, run tag and `trajet.model.<status>` event for one nightly-retrain outcome. The night's
+    outcome is already decided and recorded: an API hiccup here is logged, never turned into a failed night."""
+    try:
+        _tell_retrain(status=status, run_id=run_id, reason=reason, snapshot=snapshot, registry_uri=registry_uri,
+                      champion_before=champion_before, serving=serving, training=training, evaluation=evaluation,
+                      decision=decision)
+    except Exception as exc:  # noqa: BLE001 - reporting must not change the outcome it reports
+        get_run_logger().warning("could not publish the run summary, tags or event: %s: %s", type(exc).__name__, exc)
+
+
+def _tell_retrain(
+    *,
+    status: str,
+    run_id: str,
+    reason: str,
+    snapshot: Mapping[str, Any],
+    registry_uri: str,
+    champion_before: str | None,
+    serving: Mapping[str, Any] | None,
+    training: Mapping[str, Any] | None,
+    evaluation: Mapping[str, Any] | None,
+    decision: Any,
+) -> None:
     create_markdown_artifact(
         retrain_summary_markdown(
             status=status, run_id=run_id, reason=reason, snapshot=snapshot, registry_uri=registry_uri,
