@@ -206,12 +206,12 @@ def nightly_retrain(
     registry_uri: str | None = None,
     database_url: str | None = None,
     train_timeout_s: float | None = 4 * 3600,
-    behaviour_n: int = 100,
+    behaviour_n: int = 200,
 ):
     """Keep the champion fresh. `config` overrides fields of the training preset; `gate` those of GateConfig.
 
-    `behaviour_n`: sentences per test of the behavioural suite run on candidate and champion (0: not run, and
-    the gate skips its behaviour rules, saying so).
+    `behaviour_n`: sentences per test of the behavioural suite run on candidate and champion (the default is
+    trajet.evaluate.GATE_BEHAVIOUR_N; 0: not run, and the gate skips its behaviour rules, saying so).
 
     `warm_start`: fine-tune the champion's weights on the new snapshot instead of starting from the
     preset's base (a cheaper nightly update; the gate still compares it with the champion as is).

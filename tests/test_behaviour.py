@@ -27,6 +27,7 @@ from trajet.behaviour.perturb import (
 from trajet.behaviour.samples import Piece, Sample, attach, fill, place_pools, replace_place
 from trajet.behaviour.suite import BehaviourTest, Case, rename
 from trajet.behaviour.templates import MFT
+from trajet.gate import GateConfig
 from trajet.phrases import Entity, tokenize
 
 
@@ -199,7 +200,7 @@ def test_the_suite_is_seeded_and_an_oracle_passes_every_test():
     assert all(t["pass_rate"] == 1.0 for t in report["tests"].values()), report["tests"]
     nothing = run_suite(a, lambda texts: [[] for _ in texts])  # a model that finds nothing fails every MFT but no_trip
     assert {n for n, t in nothing["tests"].items() if t["kind"] == "MFT" and t["pass_rate"] > 0} == {"mft_no_trip"}
-    assert nothing["overall"]["pass_rate"] < 0.5  # the gate's default floor stops it
+    assert nothing["overall"]["pass_rate"] < GateConfig().min_behaviour_pass_rate  # the gate's floor stops it
 
 
 # --------------------------------------------------------------------------------- on a tiny model
@@ -228,6 +229,15 @@ def test_cli_writes_the_json_report_and_exits_0(tiny, tmp_path):
     assert "mft_question" in result.output and "inv_uppercase" in result.output
     bad = CliRunner().invoke(app, ["check", "--model", str(tiny["model"]), "--n-per-test", "0"])
     assert bad.exit_code != 0
+    evaluation = tmp_path / "eval.json"
+    result = CliRunner().invoke(
+        app, ["evaluate", "--model", str(tiny["model"]), "--behaviour", "2", "-o", str(evaluation)],
+        env={"COLUMNS": "200"},
+    )
+    assert result.exit_code == 0, result.output
+    stored = json.loads(evaluation.read_text(encoding="utf-8"))
+    assert stored["test"] is None and stored["behaviour"]["n_per_test"] == 2
+    assert stored["behaviour"]["fingerprint"] == run_suite(build_suite(2), lambda xs: [[] for _ in xs])["fingerprint"]
 
 
 def test_full_evaluation_runs_the_suite_for_the_gate(tiny):
