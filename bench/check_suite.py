@@ -36,7 +36,7 @@ def main() -> None:
     built = time.perf_counter() - started
     reports = []
     for model in [args.model] + ([args.compare] if args.compare else []):
-        predictor = load_predictor(model, batch_size=64)
+        predictor = load_predictor(model, batch_size=64, num_threads=1)
         predictor.predict_entities(["Je vais de Paris à Lyon"])  # warm-up outside the timing
         t0 = time.perf_counter()
         report = run_suite(tests, predictor.predict_entities, seed=args.seed, n_per_test=args.n_per_test)
