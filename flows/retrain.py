@@ -109,6 +109,14 @@ def comparison_rows(candidate: dict[str, Any], champion: dict[str, Any] | None) 
                 get(cand_report, "groups", group, "micro_f1"),
                 get(champ_report, "groups", group, "micro_f1"),
             )
+    cand_b = candidate.get("behaviour")
+    if cand_b:
+        champ_b = (champion or {}).get("behaviour") or {}
+        add("behaviour", "overall pass rate", cand_b["overall"]["pass_rate"],
+            (champ_b.get("overall") or {}).get("pass_rate"))
+        for name, stats in cand_b["tests"].items():
+            before = (champ_b.get("tests") or {}).get(name) or {}
+            add("behaviour", f"{stats['kind']} {name} pass rate", stats["pass_rate"], before.get("pass_rate"))
     return drops_first(rows)
 
 
@@ -182,8 +190,12 @@ def nightly_retrain(
     registry_uri: str | None = None,
     database_url: str | None = None,
     train_timeout_s: float | None = 4 * 3600,
+    behaviour_n: int = 200,
 ):
     """Keep the champion fresh. `config` overrides fields of the training preset; `gate` those of GateConfig.
+
+    `behaviour_n`: sentences per test of the behavioural suite run on candidate and champion (the default is
+    trajet.evaluate.GATE_BEHAVIOUR_N; 0: not run, and the gate skips its behaviour rules, saying so).
 
     `warm_start`: fine-tune the champion's weights on the new snapshot instead of starting from the
     preset's base (a cheaper nightly update; the gate still compares it with the champion as is).
@@ -238,11 +250,11 @@ def nightly_retrain(
     logger.info(training_line(training))
     candidate_dir = training["output_dir"]
     candidate_eval = evaluate_task.with_options(task_run_name="evaluate-candidate")(
-        candidate_dir, snapshot["id"], database_url, use_challenge)
+        candidate_dir, snapshot["id"], database_url, use_challenge, behaviour_n or None)
     champion_eval = None
     if champion_dir:
         champion_eval = evaluate_task.with_options(task_run_name=f"evaluate-champion-{champion_version}")(
-            champion_dir, snapshot["id"], database_url, use_challenge)
+            champion_dir, snapshot["id"], database_url, use_challenge, behaviour_n or None)
 
     version = run_id
     training_summary = {k: v for k, v in training.items() if k != "output_dir"}

@@ -156,19 +156,24 @@ def drops_first(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def gate_markdown(decision: Any, champion_version: str | None) -> str:
     """The gate's rules, failed ones first and marked in bold, values that are counts shown as counts."""
     failed = [r for r in decision.rules if not r.passed]
+    skipped = [r for r in decision.rules if r.passed and getattr(r, "skipped", False)]
     verdict = "PASSED" if decision.passed else "REJECTED"
     against = f"champion `{champion_version}`" if champion_version else "no champion yet (absolute rules only)"
+    settings = ", ".join(f"`{k}` {v:g}" for k, v in decision.config.to_dict().items())
     lines = [
         f"# Gate: **{verdict}**, {len(failed)} of {len(decision.rules)} rules failed",
         "",
-        f"Compared against {against}.",
+        f"Compared against {against}. Thresholds: {settings}.",
         "",
         "| result | rule | value | threshold | detail |",
         "| --- | --- | ---: | ---: | --- |",
     ]
-    for rule in [*failed, *(r for r in decision.rules if r.passed)]:
+    passed = [r for r in decision.rules if r.passed and r not in skipped]
+    for rule in [*failed, *passed, *skipped]:
         cells = [rule.name, number(rule.value), number(rule.threshold), md_text(rule.detail, 400)]
-        if rule.passed:
+        if rule in skipped:
+            lines.append(f"| skip | {' | '.join(cells)} |")
+        elif rule.passed:
             lines.append(f"| pass | {' | '.join(cells)} |")
         else:
             lines.append(f"| **FAIL** | {' | '.join(f'**{c}**' if c else c for c in cells)} |")
@@ -200,6 +205,12 @@ def _score_rows(candidate: Mapping[str, Any] | None, champion: Mapping[str, Any]
             if delta is not None and delta < 0:
                 shown = f"**{shown} drop**"
             rows.append(f"| {split} | {label} | {fmt(cand)} | {fmt(champ)} | {shown} |")
+    if _get(candidate, "behaviour", "overall", "pass_rate") is not None:
+        cand = _get(candidate, "behaviour", "overall", "pass_rate")
+        champ = _get(champion, "behaviour", "overall", "pass_rate")
+        delta = None if champ is None else cand - champ
+        shown = f"**{fmt(delta)} drop**" if delta is not None and delta < 0 else fmt(delta)
+        rows.append(f"| behaviour | overall pass rate | {fmt(cand)} | {fmt(champ)} | {shown} |")
     return rows
 
 
