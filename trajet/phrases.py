@@ -8,11 +8,11 @@ on token boundaries is a data error, never something the model is asked to learn
 from __future__ import annotations
 
 import json
+import os
 import re
 import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ _ELISION_RE = re.compile(f"^{_ELISION_BODY}$")
 # jusqu'àNice: the elided jusqu' is split first), folded as place names are (à -> a).
 GLUED_PREFIXES = frozenset("a au aux de des du en par pour vers via depuis".split())
 GLUED_MIN_CHARS = 3  # a shorter remainder (Eu, Y) is a commune and a piece of too many words
+_GLUED_STARTS = tuple(sorted({p[0] for p in GLUED_PREFIXES}))
 
 
 class PhraseError(ValueError):
@@ -105,13 +106,24 @@ class WordSplitter:
         self.names = frozenset(names)
         self.glued = self.names if glued is None else frozenset(glued)
         self.whole = frozenset(whole) | self.names
+        self._seen: dict[str, list[tuple[int, int]] | None] = {}  # requests repeat their words
 
     def _place(self, word: str) -> bool:
         return normalise_text(word) in self.names
 
     def split(self, word: str) -> list[tuple[int, int]] | None:
         """The (start, end) pieces of `word` (a hyphen is a piece of its own), or None to keep it whole."""
-        if not self.names or normalise_text(word) in self.whole:
+        if not self.names:
+            return None
+        if word not in self._seen:
+            if len(self._seen) >= 200_000:
+                self._seen.clear()
+            self._seen[word] = self._split(word)
+        return self._seen[word]
+
+    def _split(self, word: str) -> list[tuple[int, int]] | None:
+        folded = normalise_text(word)
+        if folded in self.whole or ("-" not in word and not folded.startswith(_GLUED_STARTS)):
             return None
         bounds = [0] + [k for k, ch in enumerate(word) if ch == "-"] + [len(word)]
         # best[j]: fewest places covering the hyphen segments before bounds[j] (a glued prefix only at 0).
@@ -150,20 +162,21 @@ class WordSplitter:
 NO_SPLIT = WordSplitter()  # the bare pattern: what the gazetteer's own names are read with
 
 
-@lru_cache(maxsize=4)
-def _gazetteer_splitter(places: str) -> WordSplitter:
-    from trajet.lexicon import gazetteer_splitter
-
-    return gazetteer_splitter()
+_DEFAULT_SPLITTERS: dict[str | None, WordSplitter] = {}
 
 
 def default_splitter() -> WordSplitter:
     """The splitter of the gazetteer in data/places, built once per process (~1.5 s). Ingestion, training,
     the generator's checks and every predictor (torch, ONNX, the service) split with it, so one checkout reads
-    words one way everywhere."""
-    from trajet.places import places_dir
+    words one way everywhere. Keyed by TRAJET_DATA_DIR itself: resolving the folder on every call cost more than
+    tokenizing."""
+    key = os.environ.get("TRAJET_DATA_DIR")
+    splitter = _DEFAULT_SPLITTERS.get(key)
+    if splitter is None:
+        from trajet.lexicon import gazetteer_splitter
 
-    return _gazetteer_splitter(str(places_dir()))
+        splitter = _DEFAULT_SPLITTERS[key] = gazetteer_splitter()
+    return splitter
 
 
 def _scan(text: str, start: int, end: int, splitter: WordSplitter) -> Iterator[tuple[int, int]]:
