@@ -165,3 +165,22 @@ def test_committed_data_still_parses():
 
     for path in sorted(data_dir().rglob("*.jsonl")):
         assert read_jsonl(path)
+
+
+def test_new_gazetteer_files_refuse_bad_rows_by_file_and_line(tmp_path):
+    from trajet.errors import TrajetError
+    from trajet.places import _whole_words, read_abroad, read_hubs
+
+    bad = tmp_path / "abroad.tsv"
+    bad.write_text("name\tascii\talternates\tpopulation\tcountry\tgeonameid\n"
+                   "Genève\tGeneve\tGeneva\t201741\tSuisse\t2660646\n", encoding="utf-8")
+    with pytest.raises(TrajetError, match=r"abroad.tsv:2: country must be a two-letter ISO code, got 'Suisse'"):
+        read_abroad(bad)
+    hub = tmp_path / "hubs.tsv"
+    hub.write_text("name\tcity\tkind\nLa Défense\tPuteaux\ttgv\n", encoding="utf-8")
+    with pytest.raises(TrajetError, match=r"hubs.tsv:2: unknown hub kind 'tgv'"):
+        read_hubs(hub)
+    words_file = tmp_path / "whole_words.txt"
+    words_file.write_text("# comment\npardon\nAvion\n", encoding="utf-8")
+    with pytest.raises(TrajetError, match=r"whole_words.txt:3: expected one folded"):
+        _whole_words(str(words_file))
