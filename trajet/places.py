@@ -20,9 +20,10 @@ STATION_KINDS = ("paris", "gare", "station", "tgv")
 ABROAD_COLUMNS = ("name", "ascii", "alternates", "population", "country", "geonameid")
 HUB_KINDS = ("airport", "district", "station")
 WHOLE_WORDS_FILE = "whole_words.txt"
-# A glued preposition is split off only before a commune this big: the 15,000 communes include hamlets named
-# like words or word endings (`Pont`, `Ris`, `Sap`), which would cut `Dupont`, `Parris` or `asap`.
-GLUED_MIN_POPULATION = 5_000
+# A glued preposition is split off only before a commune this big: the 15,000 communes include villages named
+# like word endings (`Ris`, `Sap`, `Mire`), which cut `Parris`, `asap` or `amire` in the generated data with
+# every commune; at 2,000 the committed phrases show no such cut.
+GLUED_MIN_POPULATION = 2_000
 
 
 @dataclass(frozen=True)
