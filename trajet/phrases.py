@@ -93,8 +93,8 @@ class WordSplitter:
     """Splits a word people glued together when its pieces are known places and the word is not a known word.
 
     `names`: the folded one-word place names a piece between hyphens may be (`lyon`, `havre`,
-    `saint-etienne`); `glued`: those a glued preposition may stand before (towns of some size: a hamlet named
-    like a word, `Pont`, `Ris`, `Art`, would cut `Dupont`, `Parris`, `déart`); `whole`: folded words never
+    `saint-etienne`); `glued`: those a glued preposition may stand before (towns of some size: villages named
+    like word endings, `Ris`, `Sap`, `Mire`, would cut `Parris`, `asap`, `amire`); `whole`: folded words never
     split (every word of a known place name, so `Saint-Étienne`, `Aix-en-Provence` or `Bar-le-Duc` stay whole,
     and French words a split would break: `pardon` is not par + Don, `avion` not a + Vion). A word is cut after
     a glued preposition or article (`deLyon` -> de + Lyon) and at hyphens between places (`Lyon-Paris` ->
