@@ -46,6 +46,7 @@ def strip_accents(text: str) -> str:
      ["pour", "Nantes", "vers", "Lille", "via", "Dijon", "par", "Tours", "depuis", "Metz", "en", "Avignon"]),
     ("deSaint-Étienne", ["de", "Saint-Étienne"]),
     ("aGenève", ["a", "Genève"]),
+    ("aSaint-Jean-Pied-de-Port", ["a", "Saint-Jean-Pied-de-Port"]),  # a village, but no word ends like that
     ("Lyon-Paris", ["Lyon", "-", "Paris"]),
     ("Lyon/Paris", ["Lyon", "/", "Paris"]),
     ("Lyon>Paris", ["Lyon", ">", "Paris"]),

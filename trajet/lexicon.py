@@ -373,17 +373,19 @@ def gazetteer_entries() -> frozenset[tuple[str, ...]]:
 
 
 def gazetteer_splitter() -> WordSplitter:
-    """`phrases.WordSplitter` of data/places: every one-word name may be a piece between hyphens, the towns
-    of GLUED_MIN_POPULATION or more (and places abroad, stations, hubs) may follow a glued preposition, and no
-    word of a name nor a word of data/places/whole_words.txt is ever split."""
+    """`phrases.WordSplitter` of data/places: every one-word name may be a piece between hyphens; the towns
+    of GLUED_MIN_POPULATION or more (and places abroad, stations, hubs) and every hyphenated name
+    (`Saint-Jean-Pied-de-Port`: no word ends like that by chance) may follow a glued preposition; no word of
+    a name nor a word of data/places/whole_words.txt is ever split."""
     from trajet.places import glued_place_names, whole_words
 
     entries = gazetteer_entries()
     glued: set[tuple[str, ...]] = set()
     for name in glued_place_names():
         glued |= name_keys(name)
-    return WordSplitter(_one_word_names(entries), {w for e in entries for w in e} | whole_words(),
-                        _one_word_names(glued))
+    one_word = _one_word_names(entries)
+    return WordSplitter(one_word, {w for e in entries for w in e} | whole_words(),
+                        set(_one_word_names(glued)) | {w for w in one_word if "-" in w})
 
 
 def _one_word_names(entries: Iterable[tuple[str, ...]]) -> list[str]:
