@@ -149,7 +149,11 @@ def test_round_trip_property(phrase):
     tokens, tags = spans_to_bio(phrase.text, phrase.entities)
     assert tuple(bio_to_spans(tokens, tags)) == phrase.entities
     back = conll_to_phrase([t.text for t in tokens], tags)
-    assert back.spans_text() == phrase.spans_text()
+    # CoNLL keeps tokens, not spacing: a drawn name made of two gazetteer places (`Aze-Aze`) comes back as
+    # its tokens joined by spaces, like any word the splitter cuts.
+    spaced = [(e.label, " ".join(t.text for t in tokens if e.start <= t.start and t.end <= e.end))
+              for e in phrase.entities]
+    assert back.spans_text() == spaced
 
 
 def _data_files():

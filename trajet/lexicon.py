@@ -32,10 +32,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection, Iterable, Sequence
+from functools import lru_cache
 from pathlib import Path
 
 from trajet.errors import TrajetError
-from trajet.phrases import normalise_text, tokenize
+from trajet.phrases import NO_SPLIT, WordSplitter, normalise_text, tokenize
 
 FEATURE = "gazetteer-bio-v1"  # written in the model's config.json as `trajet_features`: exact matches
 FUZZY_FEATURE = "gazetteer-bio-fuzzy-v1"  # exact and one-slip matches
@@ -62,8 +63,9 @@ FUNCTION_WORDS = frozenset("le la les l' de du des d' à a au aux en et y".split
 
 def _words(text: str) -> tuple[str, ...]:
     """Folded words: case, accents and apostrophe style do not change a match (`saint etienne`, `orleans`);
-    the same key the store uses for duplicates (`phrases.normalise_text`)."""
-    return tuple(normalise_text(t.text) for t in tokenize(text))
+    the same key the store uses for duplicates (`phrases.normalise_text`). Read with the bare pattern: a
+    name is never split into places (the splitter is built from these keys)."""
+    return tuple(normalise_text(t.text) for t in tokenize(text, NO_SPLIT))
 
 
 _SAINT = re.compile(r"\b(s)ain(te?)\b", re.IGNORECASE)
@@ -236,15 +238,9 @@ class Lexicon:
 
     @classmethod
     def from_gazetteer(cls, *, fuzzy: bool = False) -> Lexicon:
-        """Every commune (name, ascii form, alternates) and station of data/places."""
-        from trajet.places import communes, stations
+        """Every place of data/places (`trajet.places.place_names`)."""
+        return cls(gazetteer_entries(), fuzzy=fuzzy)
 
-        names: list[str] = []
-        for c in communes():
-            names += [c.name, c.ascii, *c.alternates]
-        for s in stations():
-            names.append(s.name)
-        return cls.from_names(names, fuzzy=fuzzy)
 
     def with_known_words(self, sentences: Iterable[Sequence[tuple[str, str]]], *, spelling: bool = False) -> Lexicon:
         """This lexicon knowing the context words of these (word, tag) sentences: the words tagged O at least
@@ -357,6 +353,39 @@ class Lexicon:
         """(the words the model reads, their features): what training and prediction feed the encoder."""
         features = self.word_features(words)
         return self.respell(words, features), features
+
+
+@lru_cache(maxsize=4)
+def _gazetteer_entries(places: str) -> frozenset[tuple[str, ...]]:
+    from trajet.places import place_names
+
+    entries: set[tuple[str, ...]] = set()
+    for name in place_names():
+        entries |= name_keys(name)
+    return frozenset(entries)
+
+
+def gazetteer_entries() -> frozenset[tuple[str, ...]]:
+    """The name keys of data/places, built once per process (~1 s): tokenization and training both need them."""
+    from trajet.places import places_dir
+
+    return _gazetteer_entries(str(places_dir()))
+
+
+def gazetteer_splitter() -> WordSplitter:
+    """`phrases.WordSplitter` of data/places: every one-word name may be a piece between hyphens; the towns
+    of GLUED_MIN_POPULATION or more (and places abroad, stations, hubs) and every hyphenated name
+    (`Saint-Jean-Pied-de-Port`: no word ends like that by chance) may follow a glued preposition; no word of
+    a name nor a word of data/places/whole_words.txt is ever split."""
+    from trajet.places import glued_place_names, whole_words
+
+    entries = gazetteer_entries()
+    glued: set[tuple[str, ...]] = set()
+    for name in glued_place_names():
+        glued |= name_keys(name)
+    one_word = _one_word_names(entries)
+    return WordSplitter(one_word, {w for e in entries for w in e} | whole_words(),
+                        set(_one_word_names(glued)) | {w for w in one_word if "-" in w})
 
 
 def _one_word_names(entries: Iterable[tuple[str, ...]]) -> list[str]:

@@ -8,6 +8,7 @@ on token boundaries is a data error, never something the model is asked to learn
 from __future__ import annotations
 
 import json
+import os
 import re
 import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
@@ -27,6 +28,11 @@ _WORD = r"\w+(?:[-'’]\w+)*"
 _PUNCT = r"->|=>|\.\.\.|[^\w\s]"
 _TOKEN_RE = re.compile(f"{_ELISION}|{_WORD}|{_PUNCT}")
 _ELISION_RE = re.compile(f"^{_ELISION_BODY}$")
+# Prepositions and articles people glue to the next place when they type fast (deLyon, aParis, auHavre,
+# jusqu'àNice: the elided jusqu' is split first), folded as place names are (à -> a).
+GLUED_PREFIXES = frozenset("a au aux de des du en par pour vers via depuis".split())
+GLUED_MIN_CHARS = 3  # a shorter remainder (Eu, Y) is a commune and a piece of too many words
+_GLUED_STARTS = tuple(sorted({p[0] for p in GLUED_PREFIXES}))
 
 
 class PhraseError(ValueError):
@@ -83,15 +89,116 @@ class Phrase:
         return trip_fields(self.text, self.entities)
 
 
-def tokenize(text: str) -> list[Token]:
-    return [Token(m.group(), m.start(), m.end()) for m in _TOKEN_RE.finditer(text)]
+class WordSplitter:
+    """Splits a word people glued together when its pieces are known places and the word is not a known word.
+
+    `names`: the folded one-word place names a piece between hyphens may be (`lyon`, `havre`,
+    `saint-etienne`); `glued`: those a glued preposition may stand before (towns of some size: villages named
+    like word endings, `Ris`, `Sap`, `Mire`, would cut `Parris`, `asap`, `amire`); `whole`: folded words never
+    split (every word of a known place name, so `Saint-Étienne`, `Aix-en-Provence` or `Bar-le-Duc` stay whole,
+    and French words a split would break: `pardon` is not par + Don, `avion` not a + Vion). A word is cut after
+    a glued preposition or article (`deLyon` -> de + Lyon) and at hyphens between places (`Lyon-Paris` ->
+    Lyon - Paris); `/`, `>`, `->`, `=>` and `→` are punctuation already. Case and accents never change the
+    answer: every test is on folded text.
+    """
+
+    def __init__(self, names: Iterable[str] = (), whole: Iterable[str] = (), glued: Iterable[str] | None = None) -> None:
+        self.names = frozenset(names)
+        self.glued = self.names if glued is None else frozenset(glued)
+        self.whole = frozenset(whole) | self.names
+        self._seen: dict[str, list[tuple[int, int]] | None] = {}  # requests repeat their words
+
+    def _place(self, word: str) -> bool:
+        return normalise_text(word) in self.names
+
+    def split(self, word: str) -> list[tuple[int, int]] | None:
+        """The (start, end) pieces of `word` (a hyphen is a piece of its own), or None to keep it whole."""
+        if not self.names:
+            return None
+        if word not in self._seen:
+            if len(self._seen) >= 200_000:
+                self._seen.clear()
+            self._seen[word] = self._split(word)
+        return self._seen[word]
+
+    def _split(self, word: str) -> list[tuple[int, int]] | None:
+        folded = normalise_text(word)
+        if folded in self.whole or ("-" not in word and not folded.startswith(_GLUED_STARTS)):
+            return None
+        bounds = [0] + [k for k, ch in enumerate(word) if ch == "-"] + [len(word)]
+        # best[j]: fewest places covering the hyphen segments before bounds[j] (a glued prefix only at 0).
+        best: list[tuple[int, list[tuple[int, int]]] | None] = [None] * len(bounds)
+        best[0] = (0, [])
+        for j in range(1, len(bounds)):
+            for i in range(j):
+                if best[i] is None:
+                    continue
+                start = bounds[i] + (i > 0)
+                piece = word[start : bounds[j]]
+                cuts = self._cuts(piece, first=i == 0)
+                if cuts is None:
+                    continue
+                pieces = best[i][1] + ([(bounds[i], bounds[i] + 1)] if i > 0 else [])
+                pieces += [(start + a, start + b) for a, b in cuts]
+                if best[j] is None or best[i][0] + 1 < best[j][0]:
+                    best[j] = (best[i][0] + 1, pieces)
+        found = best[-1]
+        return found[1] if found is not None and len(found[1]) > 1 else None
+
+    def _cuts(self, piece: str, *, first: bool) -> list[tuple[int, int]] | None:
+        """`piece` as one place, or (first piece of the word only) a glued prefix then a place."""
+        if self._place(piece):
+            return [(0, len(piece))]
+        if not first:
+            return None
+        for k in range(1, min(len(piece), 8)):
+            rest = piece[k:]
+            if (normalise_text(piece[:k]) in GLUED_PREFIXES and rest[:1].isalpha()
+                    and len(normalise_text(rest)) >= GLUED_MIN_CHARS and normalise_text(rest) in self.glued):
+                return [(0, k), (k, len(piece))]
+        return None
 
 
-def _chunk_tokens(text: str, i: int) -> set[int]:
+NO_SPLIT = WordSplitter()  # the bare pattern: what the gazetteer's own names are read with
+
+
+_DEFAULT_SPLITTERS: dict[str | None, WordSplitter] = {}
+
+
+def default_splitter() -> WordSplitter:
+    """The splitter of the gazetteer in data/places, built once per process (~1.5 s). Ingestion, training,
+    the generator's checks and every predictor (torch, ONNX, the service) split with it, so one checkout reads
+    words one way everywhere. Keyed by TRAJET_DATA_DIR itself: resolving the folder on every call cost more than
+    tokenizing."""
+    key = os.environ.get("TRAJET_DATA_DIR")
+    splitter = _DEFAULT_SPLITTERS.get(key)
+    if splitter is None:
+        from trajet.lexicon import gazetteer_splitter
+
+        splitter = _DEFAULT_SPLITTERS[key] = gazetteer_splitter()
+    return splitter
+
+
+def _scan(text: str, start: int, end: int, splitter: WordSplitter) -> Iterator[tuple[int, int]]:
+    for m in _TOKEN_RE.finditer(text, start, end):
+        pieces = splitter.split(m.group()) if m.group()[:1].isalnum() and len(m.group()) > 3 else None
+        if pieces is None:
+            yield m.span()
+        else:
+            yield from ((m.start() + a, m.start() + b) for a, b in pieces)
+
+
+def tokenize(text: str, splitter: WordSplitter | None = None) -> list[Token]:
+    """Words and punctuation; `splitter` None means the gazetteer's (`default_splitter`)."""
+    splitter = default_splitter() if splitter is None else splitter
+    return [Token(text[a:b], a, b) for a, b in _scan(text, 0, len(text), splitter)]
+
+
+def _chunk_tokens(text: str, i: int, splitter: WordSplitter | None) -> set[int]:
     """Start and end offsets of the tokens of the whitespace-free chunk around index `i`.
 
-    No token spans whitespace and the token pattern has no anchor or look-behind, so tokenizing the chunk
-    alone gives exactly the tokens the whole text has there.
+    No token spans whitespace, the token pattern has no anchor or look-behind and a split looks at one word
+    only, so tokenizing the chunk alone gives exactly the tokens the whole text has there.
     """
     a = i
     while a > 0 and not text[a - 1].isspace():
@@ -100,31 +207,31 @@ def _chunk_tokens(text: str, i: int) -> set[int]:
     while b < len(text) and not text[b].isspace():
         b += 1
     found: set[int] = set()
-    for m in _TOKEN_RE.finditer(text, a, b):
-        found.update(m.span())
+    for span in _scan(text, a, b, default_splitter() if splitter is None else splitter):
+        found.update(span)
     return found
 
 
-def is_token_start(text: str, i: int) -> bool:
+def is_token_start(text: str, i: int, splitter: WordSplitter | None = None) -> bool:
     """Same answer as `i in {t.start for t in tokenize(text)}`, looking only at the word around `i`.
 
     Every non-space character belongs to a token, so after a space (or at 0) a token starts on any
-    non-space character; only a position inside a chunk (d'Orléans, "Lyon,") needs the chunk tokenized.
+    non-space character; only a position inside a chunk (d'Orléans, "Lyon,", deLyon) needs the chunk tokenized.
     """
     if not 0 <= i < len(text) or text[i].isspace():
         return False
     if i == 0 or text[i - 1].isspace():
         return True
-    return i in _chunk_tokens(text, i)
+    return i in _chunk_tokens(text, i, splitter)
 
 
-def is_token_end(text: str, i: int) -> bool:
+def is_token_end(text: str, i: int, splitter: WordSplitter | None = None) -> bool:
     """Same answer as `i in {t.end for t in tokenize(text)}`, looking only at the word before `i`."""
     if not 0 < i <= len(text) or text[i - 1].isspace():
         return False
     if i == len(text) or text[i].isspace():
         return True
-    return i in _chunk_tokens(text, i - 1)
+    return i in _chunk_tokens(text, i - 1, splitter)
 
 
 def split_lines(content: str) -> list[str]:

