@@ -16,6 +16,7 @@ Usage (from the repository root):
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import tempfile
 from collections import Counter
@@ -28,7 +29,7 @@ if str(_DATA.parent) not in sys.path:
 from build_challenge import read_source  # noqa: E402
 
 from trajet.errors import TrajetError  # noqa: E402
-from trajet.phrases import DataFileError, Phrase, normalise_text, write_jsonl  # noqa: E402
+from trajet.phrases import DataFileError, Phrase, iter_lines, normalise_text, write_jsonl  # noqa: E402
 
 # Kinds of request people write to a booking chatbot; a sentence is filed under the one it shows most.
 GROUPS: tuple[str, ...] = (
@@ -53,6 +54,7 @@ GROUPS: tuple[str, ...] = (
     "cross_border",
 )
 HANDWRITTEN_DIR = _DATA / "handwritten"
+_MARKUP = re.compile(r"\[([^\[\]|]+)\|(?:D|A|V|DEPART|ARRIVEE|VIA)\]")
 BLIND_DIR = _DATA / "blind"
 
 
@@ -69,14 +71,23 @@ def read(src: Path) -> list[Phrase]:
     return [Phrase(p.text, p.entities, {**p.meta, "source": source}) for p in read_source(src, GROUPS)]
 
 
+def _line_of(src: Path, key: str) -> int:
+    for n, raw in iter_lines(src):
+        marked = raw.split("\t")[-1]
+        if normalise_text(_MARKUP.sub(r"\1", marked)) == key:
+            return n
+    return 1
+
+
 def _cross_check(built: dict[Path, list[Phrase]]) -> None:
     """No sentence twice across files: a repeat would leak the blind set or double-count a batch."""
     first: dict[str, Path] = {}
     for src, phrases in built.items():
-        for i, phrase in enumerate(phrases):
+        for phrase in phrases:
             key = normalise_text(phrase.text)
             if key in first and first[key] != src:
-                raise DataFileError(src, i + 1, f"sentence also in {first[key].name} (same text once normalised)")
+                raise DataFileError(src, _line_of(src, key),
+                                    f"sentence also in {first[key].name} (same text once normalised)")
             first.setdefault(key, src)
 
 
