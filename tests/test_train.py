@@ -22,6 +22,8 @@ from trajet.train import (
     parse_set_options,
     repair_bio,
     split_validation,
+    train_model,
+    weighted,
 )
 
 
@@ -416,3 +418,16 @@ def test_training_with_pseudo_places_learns_and_records_the_setting(tmp_path, ti
     report = evaluate_model(result.output_dir, tiny["val"])
     print("pseudo-place tiny validation micro F1", report["micro"]["f1"])
     assert report["micro"]["f1"] > 0.8
+
+
+def test_phrases_people_wrote_weigh_more_and_generated_ones_do_not():
+    generated = [parse_markup("de [Lyon|D] à [Dijon|A]", pattern="plain"), parse_markup("vers [Metz|A]", pattern="to")]
+    written = [parse_markup("je suis à [Tours|D], je dois rejoindre [Poitiers|A]", group="state_departure")]
+    train = generated + written
+    assert weighted(train, 1) is train
+    out = weighted(train, 3)
+    assert len(out) == 5
+    assert [p.text for p in out].count(written[0].text) == 3
+    assert all([p.text for p in out].count(g.text) == 1 for g in generated)
+    with pytest.raises(TrajetError, match="human_weight must be at least 1"):
+        train_model(train, written, config_for("tiny", {"human_weight": 0}), Path("/nonexistent/model"))

@@ -78,6 +78,9 @@ class TrainingConfig:
     augment_typo_prob: float = 0.0
     # Also swap untagged gazetteer names (places outside the trip, no-trip sentences) for pseudo-places.
     augment_untagged_places: bool = False
+    # Each training phrase people wrote (no generator `pattern` in its record) is seen this many times an epoch:
+    # a few thousand of them sit among many more generated ones, and they carry the French the templates lack.
+    human_weight: int = 1
     # Gazetteer match features as token types (trajet.lexicon): which words spell a known place.
     gazetteer: bool = False
     # Share of matched places whose hint is hidden in an augmented sentence, so that a place missing from
@@ -626,6 +629,14 @@ def _try_average(trainer: Any, averager: Any, best: dict[str, Any], metric: str)
     return best, report
 
 
+def weighted(train: list[Phrase], human_weight: int) -> list[Phrase]:
+    """The training list with every phrase people wrote repeated `human_weight` times."""
+    if human_weight == 1:
+        return train
+    human = [p for p in train if "pattern" not in p.meta]
+    return train + human * (human_weight - 1)
+
+
 def train_model(
     train: list[Phrase],
     validation: list[Phrase],
@@ -642,6 +653,8 @@ def train_model(
         raise TrajetError("training needs at least one training and one validation phrase")
     if config.gazetteer and config.gazetteer_spelling and not config.gazetteer_fuzzy:
         raise TrajetError("gazetteer_spelling=true needs gazetteer_fuzzy=true")
+    if config.human_weight < 1:
+        raise TrajetError(f"human_weight must be at least 1, got {config.human_weight}")
     import torch
     from transformers import (
         AutoModelForTokenClassification,
@@ -664,6 +677,7 @@ def train_model(
     started = time.perf_counter()
     output_dir = Path(output_dir)
     corpus = [p.text for p in train] + [p.text for p in validation]
+    train = weighted(train, config.human_weight)
     base = resolve_base(config.base_model, corpus=corpus, spec=config.base_spec)
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(base))
