@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
@@ -62,7 +63,7 @@ def _batch_table(title: str, reports: list[dict[str, Any]]) -> Table:
     for r in reports:
         style = {"accepted": "green", "held": "yellow", "rejected": "red"}.get(r["status"], "")
         table.add_row(
-            str(r["batch_id"]), Path(r["source"]).name, f"[{style}]{r['status']}[/]" if style else r["status"],
+            str(r["batch_id"]), escape(Path(r["source"]).name), f"[{style}]{r['status']}[/]" if style else r["status"],
             str(r["rows_read"]), str(r["stored"]), str(r["duplicates"]), str(r["quarantined"]),
         )
     return table
@@ -95,7 +96,7 @@ def _night(console: Console, result: DemoResult, label: str, state: Any, started
 
     seconds = time.perf_counter() - started
     if state.is_failed():
-        console.print(f"[red]{label}: the run failed[/] ({state.message}); the champion is untouched")
+        console.print(f"[red]{label}: the run failed[/] ({escape(str(state.message))}); the champion is untouched")
         result.stages.append(Stage(label, seconds, "FAILED"))
         result.ok = False
         return None
@@ -109,7 +110,7 @@ def _night(console: Console, result: DemoResult, label: str, state: Any, started
         console.print(f"trained {training.get('steps')} steps in {training.get('seconds', 0):.0f} s "
                       f"on {training.get('n_train')} phrases (base {training.get('config', {}).get('base_model')})")
     colour = {"promoted": "green", "rejected": "yellow", "skipped": "cyan"}[out["status"]]
-    console.print(f"[bold {colour}]{label}: {state.name}[/] - {state.message}")
+    console.print(f"[bold {colour}]{label}: {escape(str(state.name))}[/] - {escape(str(state.message))}")
     result.stages.append(Stage(label, seconds, state.name))
     return out
 
@@ -139,7 +140,7 @@ def run_demo(
     t = step("1. Generate the dataset (deterministic generator) and a later batch")
     dataset = write_dataset(home / "dataset", seed=13, counts={"train": 8000, "test": 2000})
     later = write_dataset(home / "later", seed=2027, counts={"train": 600, "test": 150})
-    console.print(f"{dataset['train']} ({8000}), {dataset['test']} ({2000}); next night's batch: {home / 'later'}")
+    console.print(escape(f"{dataset['train']} ({8000}), {dataset['test']} ({2000}); next night's batch: {home / 'later'}"))
     result.stages.append(Stage("generate", time.perf_counter() - t, "10,000 + 750 phrases"))
 
     t = step("2. Ingest the dataset: validate (Great Expectations), store (SQLite), quarantine")
@@ -163,7 +164,7 @@ def run_demo(
     console.print(_batch_table("flawed batch", flawed_reports))
     console.print(_reasons_table(flawed_reports))
     for r in flawed_reports:
-        console.print(f"[yellow]{r['message']}[/]")
+        console.print(f"[yellow]{escape(r['message'])}[/]")
     result.stages.append(Stage("ingest flawed batch", time.perf_counter() - t, ", ".join(r["status"] for r in flawed_reports)))
 
     t = step("4. nightly-retrain, night 1: snapshot, train the CPU default, evaluate, gate, promote")
@@ -217,11 +218,11 @@ def run_demo(
         table.add_column(col)
     for text, answer in zip(REQUESTS, answers, strict=True):
         if "error" in answer:
-            table.add_row(text, f"[red]{answer['error']}[/]", "", "")
+            table.add_row(escape(text), f"[red]{escape(str(answer['error']))}[/]", "", "")
             continue
         via = answer.get("via") or []
-        table.add_row(text, str(answer.get("departure") or "-"), str(answer.get("arrival") or "-"),
-                      ", ".join(map(str, via)) if isinstance(via, list) else str(via) or "-")
+        table.add_row(escape(text), escape(str(answer.get("departure") or "-")), escape(str(answer.get("arrival") or "-")),
+                      escape(", ".join(map(str, via)) if isinstance(via, list) else str(via) or "-"))
     console.print(table)
     result.stages.append(Stage("predict", time.perf_counter() - t, f"{len(REQUESTS)} requests"))
     return result

@@ -92,6 +92,6 @@ def ingest_flow(source: str, max_bad_ratio: float | None = None, database_url: s
     create_table_artifact(reasons_table(reports), key=REASONS_KEY, description="Quarantined rows per reason")
     create_markdown_artifact(summary_markdown(reports), key=SUMMARY_KEY, description="Batch status")
     statuses = sorted({r["status"] for r in reports})
-    held = [r for r in reports if r["status"] in ("held", "rejected")]
+    held = [r for r in reports if r["status"] in ("held", "rejected", "skipped")]
     message = f"{len(reports)} batch(es): " + ", ".join(statuses) if reports else "nothing to ingest"
     return Completed(name="Held" if held else "Completed", message=message, data=reports)

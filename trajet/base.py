@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import logging
 import os
 import shutil
 import uuid
@@ -25,6 +26,29 @@ from trajet.errors import TrajetError
 from trajet.phrases import read_phrases, words
 
 SPECIALS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]  # ids 0-4, CamemBERT's order
+log = logging.getLogger(__name__)
+
+
+def check_safetensors(model_dir: Path) -> None:
+    """Refuse a folder whose weights are pickle-only, and say so when a pickle lies next to safetensors.
+
+    Why: loading a pickle can run arbitrary code, and a pickle that is not a plain state dict makes
+    transformers raise deep inside torch. Trajet loads safetensors only; a pickle beside them is ignored,
+    but a person looking at the folder should know which file was used."""
+    from trajet.registry import PICKLE_SUFFIXES
+
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        return
+    pickles = sorted(p.name for p in model_dir.iterdir() if p.is_file() and p.name.lower().endswith(PICKLE_SUFFIXES))
+    if not pickles:
+        return
+    if not any(model_dir.glob("*.safetensors")):
+        raise TrajetError(
+            f"{model_dir}: only pickle-format weights ({', '.join(pickles)}); Trajet loads safetensors only: "
+            "re-save the model with save_pretrained(..., safe_serialization=True)"
+        )
+    log.warning("%s: ignoring %s (pickle format); loading the safetensors weights", model_dir, ", ".join(pickles))
 
 
 @dataclass(frozen=True)

@@ -162,11 +162,25 @@ def head_revision() -> str:
     return heads[0]
 
 
+def masked_url(engine: Engine) -> str:
+    return engine.url.render_as_string(hide_password=True)
+
+
+def connect(engine: Engine) -> sa.Connection:
+    """A connection, or one line naming the database (password masked) and the driver's reason: an
+    unreachable database is an operator's problem to fix, not a traceback to read."""
+    try:
+        return engine.connect()
+    except sa.exc.DBAPIError as exc:
+        reason = " ".join(str(exc.orig or exc).split())
+        raise TrajetError(f"cannot connect to the database {masked_url(engine)}: {reason}") from None
+
+
 def current_revision(engine: Engine) -> str | None:
     """The database's Alembic revision, None for an empty database."""
     from alembic.runtime.migration import MigrationContext
 
-    with engine.connect() as conn:
+    with connect(engine) as conn:
         return MigrationContext.configure(conn).get_current_revision()
 
 
@@ -175,7 +189,7 @@ def upgrade(url: str | None = None, *, engine: Engine | None = None) -> None:
     from alembic import command
 
     engine = engine or get_engine(url)
-    with engine.begin() as conn:
+    with connect(engine) as conn, conn.begin():
         command.upgrade(_alembic_config(conn), "head")
 
 

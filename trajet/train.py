@@ -440,6 +440,9 @@ def resolve_base(ref: str, *, corpus: Sequence[str] = (), spec: Mapping[str, Any
     if local.is_dir():
         if not (local / "config.json").is_file():
             raise TrajetError(f"base model directory {local} has no config.json")
+        from trajet.base import check_safetensors
+
+        check_safetensors(local)
         return local
     shipped = _pypi_shipped_base(ref)
     if shipped is not None:

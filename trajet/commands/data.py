@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from trajet.errors import TrajetError
 
@@ -37,7 +38,7 @@ def generate_cmd(
     paths = write_dataset(target, seed=seed, counts={"train": train, "test": test})
     elapsed = time.perf_counter() - started
     for split, path in paths.items():
-        console.print(f"wrote {path} ({train if split == 'train' else test} phrases)")
+        console.print(f"wrote {escape(str(path))} ({train if split == 'train' else test} phrases)", highlight=False)
     console.print(f"seed {seed}, {elapsed:.1f} s")
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from trajet.errors import TrajetError
 
@@ -100,8 +101,8 @@ def demo_cmd(
     os.environ["TRAJET_HOME"] = str(home)
     os.environ.pop("TRAJET_DATABASE_URL", None)
     os.environ["PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL"] = os.environ.get("TRAJET_DEMO_LOG_LEVEL", "WARNING")
-    console.print(f"[bold]trajet demo[/] in {home} (SQLite {home / 'trajet.db'}), Prefect state in "
-                  f"{os.environ.get('PREFECT_API_URL') or os.environ['PREFECT_HOME']}")
+    console.print(f"[bold]trajet demo[/] in {escape(str(home))} (SQLite {escape(str(home / 'trajet.db'))}), Prefect state in "
+                  f"{escape(os.environ.get('PREFECT_API_URL') or os.environ['PREFECT_HOME'])}")
 
     with _embedded_s3() if s3 else _no_s3() as endpoint:
         if endpoint:
@@ -145,8 +146,8 @@ def ui_cmd(
     env = {**os.environ}
     env.pop("PREFECT_API_URL", None)  # the server serves its own API
     api = f"http://{host}:{port}/api"
-    console.print(f"Prefect UI on [bold]http://{host}:{port}[/] (state: {env.get('PREFECT_HOME')})")
-    console.print(f"To send flow runs there instead of the ephemeral API: [bold]export PREFECT_API_URL={api}[/]")
+    console.print(f"Prefect UI on [bold]http://{escape(host)}:{port}[/] (state: {escape(str(env.get('PREFECT_HOME')))})")
+    console.print(f"To send flow runs there instead of the ephemeral API: [bold]export PREFECT_API_URL={escape(api)}[/]")
     try:
         proc = subprocess.run(
             [sys.executable, "-m", "prefect", "server", "start", "--host", host, "--port", str(port)], env=env, check=False
