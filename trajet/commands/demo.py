@@ -145,6 +145,13 @@ def ui_cmd(
     _prefect_env(config.home())
     env = {**os.environ}
     env.pop("PREFECT_API_URL", None)  # the server serves its own API
+    # The UI's JavaScript finds the API through these settings, not through `server start --port`: without
+    # them a UI on another port than 4200 calls port 4200 and shows nothing.
+    env.update(PREFECT_SERVER_API_HOST=host, PREFECT_SERVER_API_PORT=str(port))
+    if host not in ("0.0.0.0", "::", ""):
+        env["PREFECT_UI_API_URL"] = f"http://{host}:{port}/api"
+    else:  # listening everywhere: the browser's address is not known here, Prefect derives it per request
+        env.pop("PREFECT_UI_API_URL", None)
     api = f"http://{host}:{port}/api"
     console.print(f"Prefect UI on [bold]http://{escape(host)}:{port}[/] (state: {escape(str(env.get('PREFECT_HOME')))})")
     console.print(f"To send flow runs there instead of the ephemeral API: [bold]export PREFECT_API_URL={escape(api)}[/]")
