@@ -1,4 +1,4 @@
-"""`trajet train`, `trajet evaluate`, `trajet predict`, `trajet base build-mini`.
+"""`trajet train`, `trajet evaluate`, `trajet predict`, `trajet base build-mini|mirror`.
 
 torch and transformers are imported inside the command bodies so `trajet --help` stays fast.
 """
@@ -149,6 +149,28 @@ def build_mini_cmd(
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     console.print(f"[green]base ready[/] {escape(str(out))} ({size / 1e6:.1f} MB)", highlight=False)
     typer.echo(str(out))
+
+
+@base_app.command("mirror")
+def mirror_cmd(
+    source: str = typer.Argument(..., help="A Hugging Face hub id (camembert-base) or a local model folder."),
+    dest: str = typer.Argument(..., help="Where the workers will read it: s3://bucket/bases/NAME (or a folder)."),
+    revision: str | None = typer.Option(None, "--revision", help="Hub branch, tag or commit [main]."),
+) -> None:
+    """Copy a pretrained base once, from a machine that reaches the hub, to where offline workers read it.
+
+    Every file is uploaded and verified, then a manifest of sizes and sha256 is written last (a mirrored base
+    is immutable, like a registry version). Training then takes TRAJET_TRAIN_BASE_MODEL=DEST and checks every
+    file against that manifest when it downloads the base. Pickle weights (*.bin, *.pt) are never copied."""
+    from trajet.base import mirror_base
+
+    manifest = mirror_base(source, dest, revision=revision)
+    size = sum(f["size"] for f in manifest["files"])
+    origin = manifest.get("source", source) + (f"@{manifest['revision']}" if manifest.get("revision") else "")
+    console.print(f"[green]mirrored[/] {escape(origin)} to {escape(dest)}: {len(manifest['files'])} files, "
+                  f"{size / 1e6:.1f} MB, sha256 manifest {escape(dest.rstrip('/'))}/manifest.json", highlight=False,
+                  soft_wrap=True)
+    console.print(f"set TRAJET_TRAIN_BASE_MODEL={escape(dest)} on both workers", highlight=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:
