@@ -22,7 +22,7 @@ def _phrases_dir(path: Path | None) -> Path:
 
 def generate_cmd(
     seed: int = typer.Option(13, help="Random seed; the default reproduces the committed files."),
-    out_dir: Path | None = typer.Option(None, "--out-dir", help="Where train.jsonl and test.jsonl go [data/phrases]."),
+    out_dir: Path | None = typer.Option(None, "--out-dir", help="Where train.jsonl and test.jsonl go (default: data/phrases)."),
     train: int = typer.Option(8000, help="Number of training phrases."),
     test: int = typer.Option(2000, help="Number of test phrases."),
 ) -> None:
@@ -44,7 +44,7 @@ def generate_cmd(
 
 @data_app.command("stats")
 def stats_cmd(
-    data_dir: Path | None = typer.Option(None, "--dir", help="Folder holding train.jsonl and test.jsonl [data/phrases]."),
+    data_dir: Path | None = typer.Option(None, "--dir", help="Folder holding train.jsonl and test.jsonl (default: data/phrases)."),
     json_out: bool = typer.Option(False, "--json", help="Print the numbers as JSON instead of tables."),
 ) -> None:
     """Counts per label and pattern family, the no-trip share and the unseen-place rate in test."""

@@ -155,7 +155,7 @@ def build_mini_cmd(
 def mirror_cmd(
     source: str = typer.Argument(..., help="A Hugging Face hub id (camembert-base) or a local model folder."),
     dest: str = typer.Argument(..., help="Where the workers will read it: s3://bucket/bases/NAME (or a folder)."),
-    revision: str | None = typer.Option(None, "--revision", help="Hub branch, tag or commit [main]."),
+    revision: str | None = typer.Option(None, "--revision", help="Hub branch, tag or commit (default: main)."),
 ) -> None:
     """Copy a pretrained base once, from a machine that reaches the hub, to where offline workers read it.
 
