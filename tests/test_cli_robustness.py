@@ -161,6 +161,18 @@ def test_unreachable_database_is_one_line_with_password_masked(command):
     assert "s3cr3t-pw" not in res.stderr + res.stdout
 
 
+@pytest.mark.parametrize(("url", "expected"), [
+    ("not a url", "error: TRAJET_DATABASE_URL is not a database URL"),
+    ("postgresql+nodriver://trajet:s3cr3t-pw@db/x", "error: cannot use the database postgresql+nodriver://trajet:***@db/x"),
+])
+def test_bad_database_url_is_one_line(url, expected):
+    res = subprocess.run([sys.executable, "-m", "trajet", "db", "current"], cwd=REPO, capture_output=True, text=True,
+                         env={**os.environ, "TRAJET_DATABASE_URL": url}, timeout=120)
+    assert res.returncode == 2 and "s3cr3t-pw" not in res.stderr
+    [line] = res.stderr.strip().splitlines()
+    assert line.startswith(expected)
+
+
 # ------------------------------------------------------------------------------------ pickle weights
 
 

@@ -125,10 +125,18 @@ Index("ix_snapshot_phrases_phrase_id", SnapshotPhrase.phrase_id)
 def get_engine(url: str | None = None) -> Engine:
     """Engine for `url` (default: config.database_url()); creates the SQLite file's folder first."""
     url = url or config.database_url()
-    parsed = make_url(url)
+    try:
+        parsed = make_url(url)
+    except sa.exc.ArgumentError:
+        raise TrajetError("TRAJET_DATABASE_URL is not a database URL (expected e.g. "
+                          "postgresql+psycopg://user@host:5432/trajet or sqlite:////path/trajet.db)") from None
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
         Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    engine = sa.create_engine(url)
+    try:
+        engine = sa.create_engine(url)
+    except (sa.exc.NoSuchModuleError, ImportError) as exc:
+        raise TrajetError(f"cannot use the database {parsed.render_as_string(hide_password=True)}: no driver for "
+                          f"{parsed.drivername} here ({exc}); Trajet supports sqlite and postgresql+psycopg") from None
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
