@@ -387,7 +387,12 @@ def fetch_base(uri: str, cache_root: Path) -> Path:
                 )
         (tmp / ".complete").write_text(stamp)
         shutil.rmtree(dest, ignore_errors=True)
-        tmp.rename(dest)
+        try:
+            tmp.rename(dest)
+        except OSError:  # another process on this host finished the same download first
+            if not _cached(dest, stamp, entries):
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
