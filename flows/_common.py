@@ -12,6 +12,7 @@ from prefect.states import State
 from prefect.tasks import Task, exponential_backoff
 from pydantic import StringConstraints
 
+from trajet import config
 from trajet.errors import TrajetError
 from trajet.phrases import Phrase
 
@@ -112,8 +113,15 @@ def refuse_password(database_url: str | None) -> None:
 def resolve_database(database_url: str | None, database_secret: str | None) -> str | None:
     """The URL the tasks use: the Secret block's value, else the password-free parameter, else None (the
     worker's TRAJET_DATABASE_URL)."""
+    from prefect import get_run_logger
+
     refuse_password(database_url)
+    logger = get_run_logger()
     if not database_secret:
+        if database_url:
+            logger.info("database: %s (database_url parameter)", mask_url(database_url))
+        else:
+            logger.info("database: TRAJET_DATABASE_URL of this worker, %s", mask_url(config.database_url()))
         return database_url
     if database_url:
         raise TrajetError("give database_url or database_secret, not both")
@@ -125,6 +133,7 @@ def resolve_database(database_url: str | None, database_secret: str | None) -> s
         raise TrajetError(f"cannot load the Prefect Secret block {database_secret!r}: {exc}") from None
     if not isinstance(value, str) or not value:
         raise TrajetError(f"the Prefect Secret block {database_secret!r} does not hold a database URL")
+    logger.info("database: %s (Prefect Secret block %r)", mask_url(value), database_secret)
     return value
 
 

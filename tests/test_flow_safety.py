@@ -4,6 +4,7 @@ seconds with the instruction; a parent run's failure carries the finetune child'
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,31 @@ def _stored_parameters() -> str:
     with get_client(sync_client=True) as client:
         runs = client.read_flow_runs(limit=200)
     return json.dumps([r.parameters for r in runs], default=str)
+
+
+def _logs(state) -> str:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+    from prefect.logging.handlers import APILogWorker
+
+    APILogWorker.drain_all(timeout=10)  # logs travel in batches: send this run's before reading them back
+    for _ in range(20):
+        with get_client(sync_client=True) as client:
+            logs = client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[state.state_details.flow_run_id])))
+        if logs:
+            break
+        time.sleep(0.5)
+    return "\n".join(log.message for log in logs)
+
+
+def test_logged_database_urls_are_masked(prefect_api, tmp_path, monkeypatch):
+    from flows.ingest import ingest_flow
+
+    monkeypatch.setenv("TRAJET_DATABASE_URL", SECRET_URL)  # unreachable on purpose: only the log line matters
+    state = ingest_flow(str(tmp_path), return_state=True)
+    logs = _logs(state)
+    assert "database: TRAJET_DATABASE_URL of this worker, postgresql+psycopg://trajet:***@127.0.0.1:5432/trajet" in logs
+    assert PASSWORD not in logs + str(state.message)
 
 
 def _batch(tmp_path: Path) -> Path:
@@ -89,6 +115,7 @@ def test_database_secret_block_is_used_and_never_stored(prefect_api, tmp_path):
     with engine.connect() as conn:
         assert conn.scalar(sa.select(sa.func.count()).select_from(store.PhraseRow)) == 3
     assert str(tmp_path / "secret-store.db") not in _stored_parameters()
+    assert f"database: {url} (Prefect Secret block 'trajet-db-test')" in _logs(state)
     state = ingest_flow(str(_batch(tmp_path)), database_secret="no-such-block", return_state=True)
     assert state.is_failed() and "cannot load the Prefect Secret block 'no-such-block'" in state.message
 
