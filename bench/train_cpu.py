@@ -30,6 +30,24 @@ def _cpu_seconds() -> float:
     return t.user + t.system + t.children_user + t.children_system
 
 
+def _with_handwritten(train: Path) -> tuple[Path, list]:
+    """The generated train file plus the hand-written rows ingestion would file under train (hash of the text),
+    and the rows it would file under test, as the store would split them."""
+    from trajet.phrases import Phrase, normalise_text, read_phrases, write_jsonl
+    from trajet.store import hash_split, norm_hash
+
+    hw_train: list[Phrase] = []
+    hw_test: list[Phrase] = []
+    for path in sorted(Path("data/handwritten").glob("*.jsonl")):
+        for p in read_phrases(path):
+            split = hash_split(norm_hash(normalise_text(p.text)))
+            (hw_test if split == "test" else hw_train).append(p)
+    out = Path(tempfile.mkdtemp(prefix="trajet-mix-")) / "train.jsonl"
+    write_jsonl(out, list(read_phrases(train)) + [Phrase(p.text, p.entities, {**p.meta, "split": "train"}) for p in hw_train])
+    print(f"training on {train} + {len(hw_train)} hand-written phrases; scoring {len(hw_test)} hand-written test phrases")
+    return out, hw_test
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="mini")
@@ -39,6 +57,11 @@ def main() -> None:
     parser.add_argument("--challenge", type=Path, default=Path("data/challenge.jsonl"))
     parser.add_argument("--blind", type=Path, default=Path("data/challenge_blind.jsonl"),
                         help="Blind hand-written set: scored only, never read to change anything (data/README.md).")
+    parser.add_argument("--blind2", type=Path, default=Path("data/blind/blind.jsonl"),
+                        help="The 2026-12-04 frozen blind set of hand-written requests: scored only.")
+    parser.add_argument("--handwritten", action="store_true",
+                        help="Add the hand-written batches (data/handwritten/*.jsonl) that ingestion files under train to"
+                             " the training phrases, and score the ones it files under test.")
     parser.add_argument("--set", dest="sets", action="append", default=[])
     parser.add_argument("--label", default=None, help="Name of this run in the printed row.")
     parser.add_argument("--keep", type=Path, default=None, help="Keep the trained model here.")
@@ -55,7 +78,10 @@ def main() -> None:
     torch.set_num_threads(2)
     overrides = {k: json.loads(v) if v.strip().startswith("{") else v for k, v in parse_set_options(args.sets).items()}
     cfg = config_for(args.preset, overrides)
-    train, val, content_hash = load_training_data(args.train, args.validation)
+    train_path, hw_test = args.train, []
+    if args.handwritten:
+        train_path, hw_test = _with_handwritten(args.train)
+    train, val, content_hash = load_training_data(train_path, args.validation)
     out_dir = args.keep or Path(tempfile.mkdtemp(prefix="trajet-bench-")) / "model"
     load = os.getloadavg()[0]
     cpu0 = _cpu_seconds()
@@ -96,6 +122,16 @@ def main() -> None:
         rep = evaluate_model(predictor, load_challenge(args.blind))
         row["blind_micro_f1"] = round(rep["micro"]["f1"], 4)
         row["blind_exact"] = round(rep["exact_match"], 4)
+    if hw_test:
+        rep = evaluate_model(predictor, hw_test)
+        row["handwritten_test_n"] = len(hw_test)
+        row["handwritten_test_micro_f1"] = round(rep["micro"]["f1"], 4)
+        row["handwritten_test_exact"] = round(rep["exact_match"], 4)
+    if args.blind2.is_file():
+        rep = evaluate_model(predictor, read_phrases(args.blind2))
+        row["blind2_micro_f1"] = round(rep["micro"]["f1"], 4)
+        row["blind2_exact"] = round(rep["exact_match"], 4)
+        row["blind2_no_trip_clean"] = rep["no_trip"]["clean"]
     quality = row.get("test_micro_f1", row["val_f1_macro"])
     row["f1_per_cpu_min"] = round(quality / max(row["cpu_min"], 1e-9), 4)
     print(json.dumps(row, ensure_ascii=False))

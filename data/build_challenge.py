@@ -60,7 +60,7 @@ def _has_accent(text: str) -> bool:
 
 
 def _check_phrase(group: str, phrase: Phrase) -> None:
-    """Rules of the set that the phrase model alone does not enforce."""
+    """Rules of the hand-written sets that the phrase model alone does not enforce."""
     labels = [e.label for e in phrase.entities]
     for label in ("DEPART", "ARRIVEE"):
         if labels.count(label) > 1:
@@ -73,14 +73,14 @@ def _check_phrase(group: str, phrase: Phrase) -> None:
         raise PhraseError("a lowercase_noaccent sentence must be all lowercase without accents")
 
 
-def parse_line(raw: str) -> Phrase:
+def parse_line(raw: str, groups: tuple[str, ...] = GROUPS) -> Phrase:
     """One `group<TAB>marked sentence` line -> Phrase with meta {"group": ...}."""
     parts = raw.split("\t")
     if len(parts) != 2:
         raise PhraseError(f"expected 'group<TAB>marked sentence', found {len(parts) - 1} tab(s)")
     group, marked = parts
-    if group not in GROUPS:
-        raise PhraseError(f"unknown group {group!r} (expected one of {', '.join(GROUPS)})")
+    if group not in groups:
+        raise PhraseError(f"unknown group {group!r} (expected one of {', '.join(groups)})")
     if not marked.strip():
         raise PhraseError("empty sentence")
     if marked != marked.strip():
@@ -90,7 +90,7 @@ def parse_line(raw: str) -> Phrase:
     return phrase
 
 
-def read_source(path: str | Path) -> list[Phrase]:
+def read_source(path: str | Path, groups: tuple[str, ...] = GROUPS) -> list[Phrase]:
     """Every sentence of the source file in order; comments (#) and blank lines are skipped."""
     phrases: list[Phrase] = []
     seen: dict[str, int] = {}
@@ -98,7 +98,7 @@ def read_source(path: str | Path) -> list[Phrase]:
         if raw.lstrip().startswith("#"):
             continue
         try:
-            phrase = parse_line(raw)
+            phrase = parse_line(raw, groups)
         except PhraseError as exc:
             raise DataFileError(path, n, str(exc)) from None
         key = normalise_text(phrase.text)

@@ -18,6 +18,8 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
+from trajet.errors import TrajetError
+
 REQUESTS = [
     "Je voudrais un billet de Paris à Lyon en passant par Dijon demain matin.",
     "bonjour, un aller simple bordeaux toulouse svp",
@@ -115,6 +117,17 @@ def _night(console: Console, result: DemoResult, label: str, state: Any, started
     return out
 
 
+def handwritten_batches() -> tuple[list[Path], Path]:
+    """The hand-written batches under data/: all but the last feed night 1; the last arrives before night 2,
+    so that night's gate compares candidate and champion on requests people wrote, not on generator output."""
+    from trajet import config
+
+    batches = sorted((config.data_dir() / "handwritten").glob("batch_*.jsonl"))
+    if len(batches) < 2:
+        raise TrajetError(f"the demo needs the hand-written batches under {config.data_dir() / 'handwritten'}")
+    return batches[:-1], batches[-1]
+
+
 def run_demo(
     console: Console, *, preset: str | None, night2_epochs: float, registry_label: str, min_f1: float | None = None
 ) -> DemoResult:
@@ -137,17 +150,21 @@ def run_demo(
         console.rule(f"[bold]{title}")
         return time.perf_counter()
 
-    t = step("1. Generate the dataset (deterministic generator) and a later batch")
+    t = step("1. Generate the dataset (deterministic generator) and the rows of a flawed batch")
     dataset = write_dataset(home / "dataset", seed=13, counts={"train": 8000, "test": 2000})
-    later = write_dataset(home / "later", seed=2027, counts={"train": 600, "test": 150})
-    console.print(escape(f"{dataset['train']} ({8000}), {dataset['test']} ({2000}); next night's batch: {home / 'later'}"))
-    result.stages.append(Stage("generate", time.perf_counter() - t, "10,000 + 750 phrases"))
+    later = write_dataset(home / "later", seed=2027, counts={"test": 6})
+    console.print(escape(f"{dataset['train']} ({8000}), {dataset['test']} ({2000})"))
+    result.stages.append(Stage("generate", time.perf_counter() - t, "10,000 + 6 phrases"))
 
-    t = step("2. Ingest the dataset: validate (Great Expectations), store (SQLite), quarantine")
+    t = step("2. Ingest the dataset and the hand-written batches: validate (Great Expectations), store, quarantine")
     store.upgrade()
     reports = ingest_flow(str(home / "dataset"))
+    earlier, night2_batch = handwritten_batches()
+    for path in earlier:
+        reports += ingest_flow(str(path))
     console.print(_batch_table("ingest flow", reports))
-    result.stages.append(Stage("ingest dataset", time.perf_counter() - t, ", ".join(r["status"] for r in reports)))
+    result.stages.append(Stage("ingest dataset", time.perf_counter() - t,
+                               f"{len(reports)} batches: " + ", ".join(sorted({r["status"] for r in reports}))))
     if not any(r["status"] == "accepted" for r in reports):
         console.print("[red]the generated dataset was not accepted (see the reasons above): nothing to train on[/]")
         console.print(_reasons_table(reports))
@@ -170,8 +187,8 @@ def run_demo(
     t = step("4. nightly-retrain, night 1: snapshot, train the CPU default, evaluate, gate, promote")
     night1 = _night(console, result, "night 1", nightly_retrain(preset=preset, gate=gate, progress=True, return_state=True), t)
 
-    t = step("5. A new batch arrives")
-    new_reports = ingest_flow(str(later["train"]))
+    t = step(f"5. A new batch of hand-written requests arrives: {night2_batch.name}")
+    new_reports = ingest_flow(str(night2_batch))
     console.print(_batch_table("new batch", new_reports))
     result.stages.append(Stage("ingest new batch", time.perf_counter() - t, ", ".join(r["status"] for r in new_reports)))
 

@@ -109,17 +109,26 @@ def comparison_rows(candidate: dict[str, Any], champion: dict[str, Any] | None) 
                 get(cand_report, "groups", group, "micro_f1"),
                 get(champ_report, "groups", group, "micro_f1"),
             )
+    cand_b = candidate.get("behaviour")
+    if cand_b:
+        champ_b = (champion or {}).get("behaviour") or {}
+        add("behaviour", "overall pass rate", cand_b["overall"]["pass_rate"],
+            (champ_b.get("overall") or {}).get("pass_rate"))
+        for name, stats in cand_b["tests"].items():
+            before = (champ_b.get("tests") or {}).get(name) or {}
+            add("behaviour", f"{stats['kind']} {name} pass rate", stats["pass_rate"], before.get("pass_rate"))
     return rows
 
 
 def gate_markdown(decision: Any, champion_version: str | None) -> str:
     verdict = "PASSED" if decision.passed else "REJECTED"
     against = f"champion `{champion_version}`" if champion_version else "no champion yet (absolute rules only)"
-    lines = [f"# Gate: **{verdict}**", "", f"Compared against {against}.", "", "| rule | value | threshold | result | detail |", "| --- | --- | --- | --- | --- |"]
+    settings = ", ".join(f"`{k}` {v:g}" for k, v in decision.config.to_dict().items())
+    lines = [f"# Gate: **{verdict}**", "", f"Compared against {against}.", "", f"Thresholds: {settings}.", "",
+             "| rule | value | threshold | result | detail |", "| --- | --- | --- | --- | --- |"]
     for rule in decision.rules:
-        lines.append(
-            f"| {rule.name} | {fmt(rule.value)} | {fmt(rule.threshold)} | {'pass' if rule.passed else '**FAIL**'} | {rule.detail} |"
-        )
+        result = "skip" if rule.skipped else "pass" if rule.passed else "**FAIL**"
+        lines.append(f"| {rule.name} | {fmt(rule.value)} | {fmt(rule.threshold)} | {result} | {rule.detail} |")
     return "\n".join(lines)
 
 
@@ -209,9 +218,13 @@ def nightly_retrain(
     registry_uri: str | None = None,
     database_url: DatabaseUrl = None,
     train_timeout_s: float | None = 4 * 3600,
+    behaviour_n: int = 200,
     database_secret: str | None = None,
 ):
     """Keep the champion fresh. `config` overrides fields of the training preset; `gate` those of GateConfig.
+
+    `behaviour_n`: sentences per test of the behavioural suite run on candidate and champion (the default is
+    trajet.evaluate.GATE_BEHAVIOUR_N; 0: not run, and the gate skips its behaviour rules, saying so).
 
     `warm_start`: fine-tune the champion's weights on the new snapshot instead of starting from the
     preset's base (a cheaper nightly update; the gate still compares it with the champion as is).
@@ -265,10 +278,10 @@ def nightly_retrain(
         raise
 
     candidate_dir = training["output_dir"]
-    candidate_eval = evaluate_task(candidate_dir, snapshot["id"], database_url, use_challenge)
+    candidate_eval = evaluate_task(candidate_dir, snapshot["id"], database_url, use_challenge, behaviour_n or None)
     champion_eval = None
     if champion_dir:
-        champion_eval = evaluate_task(champion_dir, snapshot["id"], database_url, use_challenge)
+        champion_eval = evaluate_task(champion_dir, snapshot["id"], database_url, use_challenge, behaviour_n or None)
 
     version = run_id
     training_summary = {k: v for k, v in training.items() if k != "output_dir"}

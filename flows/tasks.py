@@ -78,13 +78,17 @@ def train_task(
 
 
 @task(name="evaluate-model", cache_policy=NO_CACHE)
-def evaluate_task(model_dir: str, snapshot_id: int, database_url: str | None, use_challenge: bool = True) -> dict:
-    """Candidate and champion go through this same task on the same test split and challenge set."""
+def evaluate_task(
+    model_dir: str, snapshot_id: int, database_url: str | None, use_challenge: bool = True,
+    behaviour_n: int | None = None,
+) -> dict:
+    """Candidate and champion go through this same task on the same test split, challenge set and
+    behavioural suite (`behaviour_n` sentences per test; the same seed, so the same sentences)."""
     from trajet import evaluate, store
 
     test = store.load_split(_engine(database_url), snapshot_id, "test")
     challenge = evaluate.load_challenge() if use_challenge and challenge_available() else None
-    return evaluate.full_evaluation(Path(model_dir), test, challenge)
+    return evaluate.full_evaluation(Path(model_dir), test, challenge, behaviour_n=behaviour_n)
 
 
 def challenge_available() -> bool:

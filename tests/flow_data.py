@@ -46,4 +46,6 @@ def write_jsonl(path, rows: list[dict], extra_lines: list[str] = ()) -> str:
 #: Small and fast: the `tiny` preset (a from-scratch 1-layer model) capped at a few optimizer steps.
 TINY_TRAINING = {"max_steps": 40, "eval_steps": 20, "save_steps": 20}
 #: Absolute rules off for a model this small: the tests check the gate's logic, not the model's quality.
-LENIENT_GATE = {"min_f1": 0.0}
+LENIENT_GATE = {"min_f1": 0.0, "min_behaviour_pass_rate": 0.0}
+#: Behavioural-suite sentences per test in the flow tests: enough to exercise the rules and the artifacts.
+BEHAVIOUR_N = 4

@@ -105,7 +105,7 @@ def gpu_worker(deployed, prefect_api, tmp_path):
 
 @pytest.mark.slow
 def test_retrain_trains_on_the_gpu_pool_through_the_finetune_deployment(gpu_worker, tmp_path, monkeypatch):
-    from flow_data import LENIENT_GATE, TINY_TRAINING, phrase_rows, write_jsonl
+    from flow_data import BEHAVIOUR_N, LENIENT_GATE, TINY_TRAINING, phrase_rows, write_jsonl
     from prefect.client.orchestration import get_client
 
     from flows.ingest import ingest_flow
@@ -117,7 +117,10 @@ def test_retrain_trains_on_the_gpu_pool_through_the_finetune_deployment(gpu_work
     assert ingest_flow(batch)[0]["status"] == "accepted"
     monkeypatch.setenv("TRAJET_TRAIN_DEPLOYMENT", "finetune/finetune")
 
-    state = nightly_retrain(preset="tiny", config=TINY_TRAINING, gate=LENIENT_GATE, use_challenge=False, return_state=True)
+    state = nightly_retrain(
+        preset="tiny", config=TINY_TRAINING, gate=LENIENT_GATE, use_challenge=False, behaviour_n=BEHAVIOUR_N,
+        return_state=True,
+    )
     assert state.name == "Promoted", f"{state.message}\n{gpu_worker.read_text()[-3000:]}"
     result = state.result()
     training = result["training"]

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from flow_data import LENIENT_GATE, TINY_TRAINING, phrase_rows, write_jsonl
+from flow_data import BEHAVIOUR_N, LENIENT_GATE, TINY_TRAINING, phrase_rows, write_jsonl
 
 from trajet.phrases import parse_markup
 
@@ -51,7 +51,9 @@ def scenario(prefect_api, tmp_path_factory) -> dict:
         batch_a = write_jsonl(home / "a.jsonl", phrase_rows(160, seed=1, split="train") + phrase_rows(40, seed=2, split="test"))
         out["ingest_a"] = ingest_flow(batch_a, return_state=True)
         out["ingest_flawed"] = ingest_flow(_flawed_batch(home / "flawed.jsonl"), return_state=True)
-        out["night1"] = nightly_retrain(preset="tiny", config=TINY_TRAINING, gate=LENIENT_GATE, return_state=True)
+        out["night1"] = nightly_retrain(
+            preset="tiny", config=TINY_TRAINING, gate=LENIENT_GATE, behaviour_n=BEHAVIOUR_N, return_state=True
+        )
         out["champion1"] = registry.open_registry().champion()
         out["night2_same"] = nightly_retrain(preset="tiny", config=TINY_TRAINING, gate=LENIENT_GATE, return_state=True)
         broken = home / "broken-base"  # passes the preflight (a folder with config.json), fails in training
@@ -67,13 +69,16 @@ def scenario(prefect_api, tmp_path_factory) -> dict:
         out["ingest_b"] = ingest_flow(batch_b, return_state=True)
         # Impossible absolute bar: the gate must reject and leave the champion alone.
         out["night3_rejected"] = nightly_retrain(
-            preset="tiny", config=TINY_TRAINING, gate={"min_f1": 1.0}, use_challenge=False, return_state=True
+            preset="tiny", config=TINY_TRAINING, gate={"min_f1": 1.0}, use_challenge=False,
+            behaviour_n=BEHAVIOUR_N, return_state=True,
         )
         out["champion_after_rejection"] = registry.open_registry().champion()
         # A forgiving gate against the champion: promoted, the previous champion recorded.
         out["night4"] = nightly_retrain(
             force=True, preset="tiny", config=TINY_TRAINING, warm_start=True,
-            gate={"min_f1": 0.0, "tolerance": 1.0, "max_entity_drop": 1.0, "max_group_drop": 1.0}, return_state=True,
+            gate={"min_f1": 0.0, "tolerance": 1.0, "max_entity_drop": 1.0, "max_group_drop": 1.0,
+                  "min_behaviour_pass_rate": 0.0, "max_behaviour_drop": 1.0},
+            behaviour_n=BEHAVIOUR_N, return_state=True,
         )
         out["champion4"] = registry.open_registry().champion()
         return out
@@ -127,9 +132,13 @@ def test_first_night_promotes_a_champion_with_its_artifacts(scenario):
     metrics = {(r["set"], r["metric"]) for r in rows}
     assert {("test", "DEPART F1"), ("test", "ARRIVEE F1"), ("test", "VIA F1"), ("challenge", "macro F1")} <= metrics
     assert any(m.startswith("group ") for s, m in metrics if s == "challenge")
+    assert ("behaviour", "overall pass rate") in metrics and ("behaviour", "INV inv_uppercase pass rate") in metrics
     assert all(r["champion"] == "-" for r in rows)  # no champion yet
     (gate,) = [a for a in _artifacts("retrain-gate") if a.flow_run_id == run_id]
     assert "PASSED" in gate.data and all(rule["name"] in gate.data for rule in result["gate"]["rules"])
+    assert "`min_behaviour_pass_rate` 0" in gate.data and "`max_behaviour_drop` 0.1" in gate.data
+    behaviour = result["evaluation"]["candidate"]["behaviour"]
+    assert behaviour["n_per_test"] == 4 and all(t["n"] == 4 for t in behaviour["tests"].values())
 
 
 def test_flow_run_names_carry_the_snapshot_hash(scenario):
@@ -180,7 +189,11 @@ def test_a_better_or_tolerated_candidate_replaces_the_champion(scenario):
     assert base.name == "champion" and (base / "manifest.json").is_file()
     assert json.loads((base / "manifest.json").read_text())["version"] == scenario["champion1"]["version"]
     rows = _data([a for a in _artifacts("retrain-comparison") if a.flow_run_id == state.state_details.flow_run_id][0])
-    assert all(r["champion"] != "-" for r in rows if r["set"] == "test")
+    assert all(r["champion"] != "-" for r in rows if r["set"] in ("test", "behaviour"))
+    # candidate and champion read the same behavioural sentences, and every test is compared
+    rules = {r["name"]: r for r in result["gate"]["rules"]}
+    assert rules["same_behaviour_suite"]["passed"]
+    assert len([n for n in rules if n.startswith("behaviour:")]) == len(result["evaluation"]["champion"]["behaviour"]["tests"])
 
 
 def test_a_held_batch_never_reaches_training(scenario):

@@ -33,7 +33,9 @@ def test_candidate_better_everywhere_passes_every_rule():
         "challenge_group_f1:no_trip",
         "challenge_group_f1:stations",
         "challenge_group_f1:terse",
+        "behaviour_pass_rate",
     }
+    assert by_name(decision)["behaviour_pass_rate"].skipped  # these evaluations ran no behavioural suite
     rule = by_name(decision)["macro_f1_vs_champion"]
     assert rule.value == pytest.approx(0.97) and rule.threshold == pytest.approx(0.96) and rule.passed
     assert decision.summary().startswith("passed: 9/9")
@@ -86,7 +88,8 @@ def test_no_champion_applies_absolute_rules_only():
     cand = evaluation(0.951, 0.5, 0.99, 0.99, groups={"terse": 0.1})
     decision = decide(cand, None, GateConfig())
     assert decision.passed and not decision.has_champion
-    assert [r.name for r in decision.rules] == ["min_macro_f1"]
+    assert [r.name for r in decision.rules] == ["min_macro_f1", "behaviour_pass_rate"]
+    assert decision.rules[1].skipped and "without the behavioural suite" in decision.rules[1].detail
     assert not decide(evaluation(0.949, 0.99, 0.99, 0.99), None).passed
 
 
@@ -123,3 +126,67 @@ def test_config_validation_and_env(monkeypatch):
 def test_malformed_report_is_a_clear_error():
     with pytest.raises(TrajetError, match="macro F1"):
         decide({"test": {"micro": {}}, "challenge": None}, None)
+
+
+# ------------------------------------------------------------------------------ behavioural-suite rules
+
+
+def behaviour(rates: dict[str, float], fingerprint: str = "f00d") -> dict:
+    """A trajet.behaviour report reduced to what the gate reads."""
+    tests = {name: {"kind": name.split("_")[0].upper(), "n": 100, "passed": round(r * 100), "pass_rate": r}
+             for name, r in rates.items()}
+    return {"fingerprint": fingerprint, "overall": {"pass_rate": sum(rates.values()) / len(rates)}, "tests": tests}
+
+
+def with_behaviour(report: dict, rates: dict[str, float], fingerprint: str = "f00d") -> dict:
+    return {**report, "behaviour": behaviour(rates, fingerprint)}
+
+
+GOOD = evaluation(0.970, 0.975, 0.965, 0.97, groups={"terse": 0.92, "stations": 0.86, "no_trip": 1.0})
+
+
+def test_behaviour_floor_without_a_champion():
+    ok = decide(with_behaviour(GOOD, {"mft_question": 0.6, "inv_uppercase": 0.7}), None, GateConfig())
+    assert ok.passed and by_name(ok)["behaviour_pass_rate"].value == pytest.approx(0.65)
+    low = decide(with_behaviour(GOOD, {"mft_question": 0.4, "inv_uppercase": 0.7}), None, GateConfig())
+    assert [r.name for r in low.failed_rules] == ["behaviour_pass_rate"]
+    assert decide(with_behaviour(GOOD, {"mft_question": 0.4, "inv_uppercase": 0.7}), None,
+                  GateConfig(min_behaviour_pass_rate=0.5)).passed
+
+
+def test_a_test_dropping_more_than_the_tolerance_fails_against_the_champion():
+    champion = with_behaviour(CHAMPION, {"mft_question": 0.90, "inv_uppercase": 0.80, "dir_add_via": 0.70})
+    cand = with_behaviour(GOOD, {"mft_question": 0.95, "inv_uppercase": 0.69, "dir_add_via": 0.61})
+    decision = decide(cand, champion, GateConfig())
+    assert [r.name for r in decision.failed_rules] == ["behaviour:inv_uppercase"]
+    rule = by_name(decision)["behaviour:inv_uppercase"]
+    assert rule.value == pytest.approx(0.69) and rule.threshold == pytest.approx(0.70)
+    assert by_name(decision)["behaviour:dir_add_via"].passed  # 0.09 drop, within 0.1
+    assert by_name(decision)["same_behaviour_suite"].passed
+    assert decide(cand, champion, GateConfig(max_behaviour_drop=0.15)).passed
+
+
+def test_an_old_champion_without_a_behaviour_report_skips_the_relative_rule():
+    cand = with_behaviour(GOOD, {"mft_question": 0.95, "inv_uppercase": 0.74})
+    decision = decide(cand, CHAMPION, GateConfig())
+    assert decision.passed
+    skipped = by_name(decision)["behaviour_vs_champion"]
+    assert skipped.skipped and skipped.passed and "champion was evaluated without" in skipped.detail
+    assert not any(r.name.startswith("behaviour:") for r in decision.rules)
+    out = io.StringIO()
+    Console(file=out, width=200, color_system=None).print(decision.table())
+    assert "skip" in out.getvalue() and "behaviour_pass_rate" in out.getvalue()
+    assert "1 skipped" in decision.summary()
+    assert GateDecision.from_dict(decision.to_dict()).rules == decision.rules
+
+
+def test_a_different_behaviour_suite_refuses_the_comparison():
+    champion = with_behaviour(CHAMPION, {"mft_question": 0.90}, fingerprint="aaaa")
+    cand = with_behaviour(GOOD, {"mft_question": 0.99}, fingerprint="bbbb")
+    decision = decide(cand, champion, GateConfig())
+    assert [r.name for r in decision.failed_rules] == ["same_behaviour_suite"]
+
+
+def test_a_malformed_behaviour_report_is_a_clear_error():
+    with pytest.raises(TrajetError, match="candidate's behaviour report"):
+        decide({**GOOD, "behaviour": {"overall": {}}}, None)

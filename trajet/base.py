@@ -23,7 +23,7 @@ from typing import Any
 
 from trajet import config as trajet_config
 from trajet.errors import TrajetError
-from trajet.phrases import read_phrases, words
+from trajet.phrases import Phrase, normalise_text, read_phrases, words
 
 SPECIALS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]  # ids 0-4, CamemBERT's order
 log = logging.getLogger(__name__)
@@ -65,6 +65,9 @@ class MiniSpec:
     # Fold case and accents in the tokenizer: "PARIS", "paris" and "Paris" share pieces, so sparse
     # variants (SMS style, capitals, missing accents) train the same embeddings.
     lowercase: bool = False
+    # Pretrained French word vectors (a spaCy package name) that the embedding rows of whole-word pieces start
+    # from; "" keeps the random start (trajet/vectors.py).
+    word_vectors: str = ""
 
     @classmethod
     def named(cls, name: str, overrides: Mapping[str, Any] | None = None) -> MiniSpec:
@@ -103,22 +106,33 @@ def read_gazetteer(path: Path) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
 
 
+def _scored_only(phrase: Phrase) -> bool:
+    """A phrase ingestion would put in a test split (its explicit split, else the hash of its text)."""
+    from trajet.store import hash_split, norm_hash
+
+    split = phrase.meta.get("split")
+    if split in ("train", "test"):
+        return split == "test"
+    return hash_split(norm_hash(normalise_text(phrase.text))) == "test"
+
+
 def project_corpus(data_dir: Path | None = None) -> list[str]:
-    """Every phrase text under data/ plus gazetteer names; test and challenge files are left out, so not even
-    the vocabulary is shaped by what the model is scored on."""
+    """Every phrase text under data/ plus gazetteer names; test, challenge and blind files, and the phrases
+    ingestion would file under test, are left out, so not even the vocabulary is shaped by what the model is
+    scored on."""
     root = data_dir or trajet_config.data_dir()
     texts: list[str] = []
     for path in sorted(root.rglob("*")):
-        if not path.is_file() or "challenge" in path.name or "test" in path.name:
-            continue
         rel = path.relative_to(root).as_posix().lower()
+        if not path.is_file() or any(w in rel for w in ("challenge", "test", "blind")):
+            continue
         if "gazetteer" in rel or "places" in rel:
             if path.suffix.lower() in {".txt", ".csv", ".tsv", ".jsonl"}:
                 texts.extend(read_gazetteer(path))
             continue
         if path.suffix.lower() in {".jsonl", ".conll"}:
             try:
-                texts.extend(p.text for p in read_phrases(path))
+                texts.extend(p.text for p in read_phrases(path) if not _scored_only(p))
             except TrajetError:
                 continue
     return texts
@@ -194,6 +208,13 @@ def build_mini(texts: Sequence[str], out_dir: Path, spec: MiniSpec) -> Path:
         type_vocab_size=1,
     )
     model = CamembertModel(cfg, add_pooling_layer=False)
+    vectors_info: dict[str, Any] = {}
+    if spec.word_vectors:
+        from trajet.vectors import init_embeddings
+
+        report = init_embeddings(model.embeddings.word_embeddings.weight, tokenizer.get_vocab(), spec.word_vectors,
+                                 std=cfg.initializer_range, seed=spec.seed)
+        vectors_info = {"word_vectors": asdict(report)}
     # A private staging folder per build: two trainings starting at once on one TRAJET_HOME (two workers on a
     # host) build the same base; each writes its own copy and the first rename wins, the other is dropped.
     tmp = out_dir.with_name(f"{out_dir.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}")
@@ -201,7 +222,8 @@ def build_mini(texts: Sequence[str], out_dir: Path, spec: MiniSpec) -> Path:
     model.save_pretrained(str(tmp))
     tokenizer.save_pretrained(str(tmp))
     (tmp / "trajet_base.json").write_text(
-        json.dumps({"spec": asdict(spec), "corpus_size": len(texts), "kind": "camembert-from-scratch"}, indent=2) + "\n"
+        json.dumps({"spec": asdict(spec), "corpus_size": len(texts), "kind": "camembert-from-scratch", **vectors_info},
+                   indent=2) + "\n"
     )
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     try:

@@ -135,14 +135,38 @@ def evaluate_model(model: Path | Any, phrases: Sequence[Phrase]) -> dict[str, An
     return evaluate_predictions(phrases, predicted)
 
 
-def full_evaluation(model: Path | Any, test: Sequence[Phrase], challenge: Sequence[Phrase] | None) -> dict[str, Any]:
-    """Test split and challenge set with one model load."""
+#: Behavioural-suite size when evaluation runs it for the gate: 23 tests x 200 sentences (about 6,800 distinct
+#: sentences with the originals of INV/DIR pairs, ~5 s on CPU for the default model). 200 rather than 100 so that
+#: a per-test drop the gate reads is less a matter of which sentences were drawn.
+GATE_BEHAVIOUR_N = 200
+GATE_BEHAVIOUR_EXAMPLES = 3
+
+
+def behaviour_evaluation(model: Path | Any, n_per_test: int = GATE_BEHAVIOUR_N, seed: int = 0) -> dict[str, Any]:
+    """The behavioural suite's report (trajet.behaviour), a few failing examples per test: it is stored with
+    the run and in the manifest, so it stays small."""
+    from trajet.behaviour import check_model
+    from trajet.predict import Predictor
+
+    predictor = model if isinstance(model, Predictor) else Predictor.load(Path(model))
+    return check_model(predictor.predict_entities, n_per_test=n_per_test, seed=seed, examples=GATE_BEHAVIOUR_EXAMPLES)
+
+
+def full_evaluation(
+    model: Path | Any,
+    test: Sequence[Phrase],
+    challenge: Sequence[Phrase] | None,
+    behaviour_n: int | None = None,
+) -> dict[str, Any]:
+    """Test split, challenge set and (with `behaviour_n` sentences per test) the behavioural suite, with one
+    model load. Without it, `behaviour` is None and the gate skips its behaviour rules, saying so."""
     from trajet.predict import Predictor
 
     predictor = model if isinstance(model, Predictor) else Predictor.load(Path(model))
     return {
         "test": evaluate_model(predictor, test),
         "challenge": evaluate_model(predictor, challenge) if challenge else None,
+        "behaviour": behaviour_evaluation(predictor, behaviour_n) if behaviour_n else None,
     }
 
 

@@ -20,13 +20,21 @@ EPSILON = 1e-9
 
 @dataclass(frozen=True)
 class GateConfig:
-    """Thresholds, all on F1 in [0, 1]. Env overrides: TRAJET_GATE_MIN_F1, TRAJET_GATE_TOLERANCE,
-    TRAJET_GATE_MAX_ENTITY_DROP, TRAJET_GATE_MAX_GROUP_DROP."""
+    """Thresholds in [0, 1]: F1 for the first four, behavioural-suite pass rates for the last two. Env
+    overrides: TRAJET_GATE_<FIELD> (TRAJET_GATE_MIN_F1, ..., TRAJET_GATE_MAX_BEHAVIOUR_DROP).
+
+    The behaviour floor stops a broken model (one that finds nothing passes the no-trip test and every test
+    that compares it with itself: 0.48), not a weak one (the target is 0.97): the CPU default trained from
+    scratch fails whole families of real requests the suite was written to show (0.82 for a 3-epoch run of its
+    preset) and must stay promotable while it improves. The per-test drop is what stops a candidate that loses
+    a behaviour the champion had; 0.1 leaves room for the spread between two trainings of the same recipe."""
 
     min_f1: float = 0.95
     tolerance: float = 0.0
     max_entity_drop: float = 0.01
     max_group_drop: float = 0.03
+    min_behaviour_pass_rate: float = 0.6
+    max_behaviour_drop: float = 0.1
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -58,6 +66,7 @@ class GateRule:
     threshold: float | None
     passed: bool
     detail: str
+    skipped: bool = False  # not applicable (detail says why); counts as passed
 
 
 @dataclass
@@ -74,7 +83,9 @@ class GateDecision:
     def summary(self) -> str:
         if self.passed:
             scope = "all rules" if self.has_champion else "absolute rules (no champion yet)"
-            return f"passed: {len(self.rules)}/{len(self.rules)} {scope}"
+            applied = [r for r in self.rules if not r.skipped]
+            skipped = len(self.rules) - len(applied)
+            return f"passed: {len(applied)}/{len(applied)} {scope}" + (f", {skipped} skipped" if skipped else "")
         return "failed: " + "; ".join(r.detail for r in self.failed_rules)
 
     def to_dict(self) -> dict[str, Any]:
@@ -111,7 +122,7 @@ class GateDecision:
                 rule.name,
                 _fmt(rule.value),
                 _fmt(rule.threshold),
-                "[green]pass[/]" if rule.passed else "[red]FAIL[/]",
+                "[dim]skip[/]" if rule.skipped else "[green]pass[/]" if rule.passed else "[red]FAIL[/]",
                 rule.detail,
             )
         return table
@@ -172,6 +183,7 @@ def decide(
     champ_test = _report(champion, "champion")
     if champ_test is not None:
         rules.extend(_relative_rules(candidate, champion or {}, cand_test, champ_test, config))
+    rules.extend(behaviour_rules(candidate, champion if champ_test is not None else None, config))
     return GateDecision(
         passed=all(r.passed for r in rules), rules=rules, config=config, has_champion=champ_test is not None
     )
@@ -259,6 +271,88 @@ def _group_rules(candidate: dict[str, Any], champion: dict[str, Any], config: Ga
                 _at_least(after, limit),
                 f"challenge group {group!r} ({stats.get('n', '?')} sentences) F1 {shown} vs champion "
                 f"{before:.4f} (max drop {config.max_group_drop:.4f})",
+            )
+        )
+    return rules
+
+
+# ------------------------------------------------------------------------------------ behavioural suite
+
+
+def _behaviour(evaluation: dict[str, Any] | None, who: str) -> dict[str, Any] | None:
+    """The `behaviour` part of an evaluation (trajet.behaviour's report), or None when it was not run."""
+    report = (evaluation or {}).get("behaviour")
+    if report is None:
+        return None
+    if not isinstance(report, dict) or not isinstance(report.get("tests"), dict):
+        raise TrajetError(f"gate: the {who}'s behaviour report has no tests")
+    return report
+
+
+def _pass_rate(report: dict[str, Any], who: str) -> float:
+    try:
+        return float(report["overall"]["pass_rate"])
+    except (KeyError, TypeError, ValueError):
+        raise TrajetError(f"gate: the {who}'s behaviour report has no overall pass rate") from None
+
+
+def behaviour_rules(
+    candidate: dict[str, Any], champion: dict[str, Any] | None, config: GateConfig
+) -> list[GateRule]:
+    """Overall pass rate >= the floor; with a champion scored on the same suite, no test may drop by more than
+    `max_behaviour_drop`. An evaluation made without the suite (an older champion's) skips what needs it,
+    saying so, instead of failing the run."""
+    cand = _behaviour(candidate, "candidate")
+    if cand is None:
+        return [GateRule("behaviour_pass_rate", None, config.min_behaviour_pass_rate, True,
+                         "skipped: the candidate was evaluated without the behavioural suite", skipped=True)]
+    rate = _pass_rate(cand, "candidate")
+    rules = [
+        GateRule(
+            "behaviour_pass_rate",
+            rate,
+            config.min_behaviour_pass_rate,
+            _at_least(rate, config.min_behaviour_pass_rate),
+            f"candidate behavioural pass rate {rate:.4f} (mean of {len(cand['tests'])} tests) vs minimum "
+            f"{config.min_behaviour_pass_rate:.4f}",
+        )
+    ]
+    if champion is None:
+        return rules
+    champ = _behaviour(champion, "champion")
+    if champ is None:
+        rules.append(GateRule("behaviour_vs_champion", None, None, True,
+                              "skipped: the champion was evaluated without the behavioural suite", skipped=True))
+        return rules
+    same = cand.get("fingerprint") == champ.get("fingerprint")
+    rules.append(
+        GateRule(
+            "same_behaviour_suite",
+            None,
+            None,
+            same,
+            f"candidate and champion read suite {cand.get('fingerprint')} / {champ.get('fingerprint')}"
+            + ("" if same else ": not the same sentences, comparison refused"),
+        )
+    )
+    if not same:
+        return rules
+    for name, before_stats in champ["tests"].items():
+        before = before_stats.get("pass_rate")
+        if before is None:
+            continue
+        after_stats = cand["tests"].get(name) or {}
+        after = after_stats.get("pass_rate")
+        limit = float(before) - config.max_behaviour_drop
+        shown = "missing" if after is None else f"{after:.4f}"
+        rules.append(
+            GateRule(
+                f"behaviour:{name}",
+                None if after is None else float(after),
+                limit,
+                _at_least(after, limit),
+                f"{before_stats.get('kind', '')} {name} pass rate {shown} vs champion {float(before):.4f} "
+                f"(max drop {config.max_behaviour_drop:.4f})",
             )
         )
     return rules

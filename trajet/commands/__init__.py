@@ -7,7 +7,7 @@ import importlib
 
 import typer
 
-MODULES = ("data", "db", "ingest", "train", "model", "serve", "demo")
+MODULES = ("data", "db", "ingest", "train", "check", "model", "serve", "demo")
 
 
 def register_all(app: typer.Typer) -> None:

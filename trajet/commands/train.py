@@ -57,6 +57,9 @@ def evaluate(
     output: Path | None = typer.Option(None, "--output", "-o", help="Write the JSON report here."),
     as_json: bool = typer.Option(False, "--json", help="Print the JSON report instead of tables."),
     backend: str = typer.Option("torch", "--backend", help=BACKEND_HELP),
+    behaviour_n: int = typer.Option(
+        0, "--behaviour", help="Also run the behavioural suite (`trajet check`) with N sentences per test."
+    ),
 ) -> None:
     """Strict seqeval (IOB2) scores per entity, micro/macro, exact match, no-trip and challenge groups."""
     from trajet.backends import check_backend
@@ -64,8 +67,8 @@ def evaluate(
     from trajet.phrases import read_phrases
     from trajet.predict import load_predictor, resolve_model
 
-    if data is None and not challenge:
-        raise TrajetError("nothing to evaluate: give --data FILE and/or --challenge")
+    if data is None and not challenge and behaviour_n <= 0:
+        raise TrajetError("nothing to evaluate: give --data FILE, --challenge and/or --behaviour N")
     check_backend(backend)  # before resolve_model may pull the champion
     predictor = load_predictor(resolve_model(model), backend=backend)
     test = read_phrases(data) if data is not None else []
@@ -74,6 +77,10 @@ def evaluate(
         "test": evaluate_model(predictor, test) if data is not None else None,
         "challenge": evaluate_model(predictor, chal) if chal is not None else None,
     }
+    if behaviour_n > 0:
+        from trajet.evaluate import behaviour_evaluation
+
+        result["behaviour"] = behaviour_evaluation(predictor, behaviour_n)
     text = write_report(result, output)
     if as_json:
         typer.echo(text)
@@ -82,6 +89,10 @@ def evaluate(
     for name in ("test", "challenge"):
         if result.get(name):
             out.print(report_table(result[name], title=name if name == "challenge" else escape(str(data))))
+    if result.get("behaviour"):
+        from trajet.behaviour import report_table as behaviour_table
+
+        out.print(behaviour_table(result["behaviour"]))
     if output:
         console.print(f"report written to {escape(str(output))}", highlight=False)
 
