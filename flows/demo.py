@@ -88,7 +88,7 @@ def _comparison_table(title: str, rows: list[dict[str, Any]]) -> Table:
     for r in rows:
         delta = r["delta"]
         colour = "" if delta in ("-", "0.0000") else ("green" if not delta.startswith("-") else "red")
-        table.add_row(r["set"], r["metric"], r["candidate"], r["champion"], f"[{colour}]{delta}[/]" if colour else delta)
+        table.add_row(r["set"], escape(r["metric"]), r["candidate"], r["champion"], f"[{colour}]{delta}[/]" if colour else delta)
     return table
 
 
@@ -220,7 +220,7 @@ def run_demo(
     files.add_column("bytes", justify="right")
     files.add_column("sha256")
     for f in manifest["files"]:
-        files.add_row(f["path"], f"{f['size']:,}", f["sha256"][:16] + "…")
+        files.add_row(escape(f["path"]), f"{f['size']:,}", f["sha256"][:16] + "…")
     console.print(files)
     console.print(f"promoted at {pointer['promoted_at']}, previous champion: {pointer.get('previous') or 'none'}")
     result.stages.append(Stage("pull champion", time.perf_counter() - t, f"{len(manifest['files'])} files verified"))
