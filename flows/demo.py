@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
@@ -64,7 +65,7 @@ def _batch_table(title: str, reports: list[dict[str, Any]]) -> Table:
     for r in reports:
         style = {"accepted": "green", "held": "yellow", "rejected": "red"}.get(r["status"], "")
         table.add_row(
-            str(r["batch_id"]), Path(r["source"]).name, f"[{style}]{r['status']}[/]" if style else r["status"],
+            str(r["batch_id"]), escape(Path(r["source"]).name), f"[{style}]{r['status']}[/]" if style else r["status"],
             str(r["rows_read"]), str(r["stored"]), str(r["duplicates"]), str(r["quarantined"]),
         )
     return table
@@ -87,7 +88,7 @@ def _comparison_table(title: str, rows: list[dict[str, Any]]) -> Table:
     for r in rows:
         delta = r["delta"]
         colour = "" if delta in ("-", "0.0000") else ("green" if not delta.startswith("-") else "red")
-        table.add_row(r["set"], r["metric"], r["candidate"], r["champion"], f"[{colour}]{delta}[/]" if colour else delta)
+        table.add_row(r["set"], escape(r["metric"]), r["candidate"], r["champion"], f"[{colour}]{delta}[/]" if colour else delta)
     return table
 
 
@@ -97,7 +98,7 @@ def _night(console: Console, result: DemoResult, label: str, state: Any, started
 
     seconds = time.perf_counter() - started
     if state.is_failed():
-        console.print(f"[red]{label}: the run failed[/] ({state.message}); the champion is untouched")
+        console.print(f"[red]{label}: the run failed[/] ({escape(str(state.message))}); the champion is untouched")
         result.stages.append(Stage(label, seconds, "FAILED"))
         result.ok = False
         return None
@@ -111,7 +112,7 @@ def _night(console: Console, result: DemoResult, label: str, state: Any, started
         console.print(f"trained {training.get('steps')} steps in {training.get('seconds', 0):.0f} s "
                       f"on {training.get('n_train')} phrases (base {training.get('config', {}).get('base_model')})")
     colour = {"promoted": "green", "rejected": "yellow", "skipped": "cyan"}[out["status"]]
-    console.print(f"[bold {colour}]{label}: {state.name}[/] - {state.message}")
+    console.print(f"[bold {colour}]{label}: {escape(str(state.name))}[/] - {escape(str(state.message))}")
     result.stages.append(Stage(label, seconds, state.name))
     return out
 
@@ -152,7 +153,7 @@ def run_demo(
     t = step("1. Generate the dataset (deterministic generator) and the rows of a flawed batch")
     dataset = write_dataset(home / "dataset", seed=13, counts={"train": 8000, "test": 2000})
     later = write_dataset(home / "later", seed=2027, counts={"test": 6})
-    console.print(f"{dataset['train']} ({8000}), {dataset['test']} ({2000})")
+    console.print(escape(f"{dataset['train']} ({8000}), {dataset['test']} ({2000})"))
     result.stages.append(Stage("generate", time.perf_counter() - t, "10,000 + 6 phrases"))
 
     t = step("2. Ingest the dataset and the hand-written batches: validate (Great Expectations), store, quarantine")
@@ -180,7 +181,7 @@ def run_demo(
     console.print(_batch_table("flawed batch", flawed_reports))
     console.print(_reasons_table(flawed_reports))
     for r in flawed_reports:
-        console.print(f"[yellow]{r['message']}[/]")
+        console.print(f"[yellow]{escape(r['message'])}[/]")
     result.stages.append(Stage("ingest flawed batch", time.perf_counter() - t, ", ".join(r["status"] for r in flawed_reports)))
 
     t = step("4. nightly-retrain, night 1: snapshot, train the CPU default, evaluate, gate, promote")
@@ -219,7 +220,7 @@ def run_demo(
     files.add_column("bytes", justify="right")
     files.add_column("sha256")
     for f in manifest["files"]:
-        files.add_row(f["path"], f"{f['size']:,}", f["sha256"][:16] + "…")
+        files.add_row(escape(f["path"]), f"{f['size']:,}", f["sha256"][:16] + "…")
     console.print(files)
     console.print(f"promoted at {pointer['promoted_at']}, previous champion: {pointer.get('previous') or 'none'}")
     result.stages.append(Stage("pull champion", time.perf_counter() - t, f"{len(manifest['files'])} files verified"))
@@ -234,11 +235,11 @@ def run_demo(
         table.add_column(col)
     for text, answer in zip(REQUESTS, answers, strict=True):
         if "error" in answer:
-            table.add_row(text, f"[red]{answer['error']}[/]", "", "")
+            table.add_row(escape(text), f"[red]{escape(str(answer['error']))}[/]", "", "")
             continue
         via = answer.get("via") or []
-        table.add_row(text, str(answer.get("departure") or "-"), str(answer.get("arrival") or "-"),
-                      ", ".join(map(str, via)) if isinstance(via, list) else str(via) or "-")
+        table.add_row(escape(text), escape(str(answer.get("departure") or "-")), escape(str(answer.get("arrival") or "-")),
+                      escape(", ".join(map(str, via)) if isinstance(via, list) else str(via) or "-"))
     console.print(table)
     result.stages.append(Stage("predict", time.perf_counter() - t, f"{len(REQUESTS)} requests"))
     return result

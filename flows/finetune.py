@@ -12,7 +12,8 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
-from flows._common import utc_stamp
+from flows._common import DatabaseUrl, resolve_database, secret_free, utc_stamp
+from flows.preflight import base_preflight_task
 from flows.story import training_line
 from flows.tasks import pull_task, push_task, staging_uri, train_task, work_dir
 
@@ -22,6 +23,7 @@ def _run_name() -> str:
     return f"finetune-{params.get('snapshot_hash', '')[:8] or params.get('snapshot_id')}-{utc_stamp()}"
 
 
+@secret_free
 @flow(name="finetune", flow_run_name=_run_name)
 def finetune(
     snapshot_id: int,
@@ -30,14 +32,17 @@ def finetune(
     preset: str | None = None,
     config: dict[str, Any] | None = None,
     registry_uri: str | None = None,
-    database_url: str | None = None,
+    database_url: DatabaseUrl = None,
     warm_start_version: str | None = None,
+    database_secret: str | None = None,
 ) -> dict[str, Any]:
     """Train a candidate on the snapshot and push it to `<registry>/staging/versions/<staging_version>`.
 
     `warm_start_version`: start from that registry version's weights (pulled and verified here) instead of
     the preset's base, so a nightly update only has to learn what changed."""
     logger = get_run_logger()
+    logger.info(base_preflight_task(preset, config, warm_start=bool(warm_start_version)))
+    database_url = resolve_database(database_url, database_secret)
     if warm_start_version:
         base = pull_task.with_options(task_run_name="pull-warm-start-base")(
             registry_uri, warm_start_version, str(work_dir("finetune", staging_version, "base")))

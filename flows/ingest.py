@@ -16,7 +16,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 from prefect.states import Completed
 
-from flows._common import io_task_options, slug, utc_stamp
+from flows._common import DatabaseUrl, io_task_options, resolve_database, secret_free, slug, utc_stamp
 from flows.story import checks_markdown, code, describe_held_batches_task, export_command, held_batch_key
 
 REASONS_KEY = "ingest-reasons"
@@ -77,15 +77,22 @@ def summary_markdown(reports: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+@secret_free
 @flow(name="ingest", flow_run_name=_run_name, log_prints=False)
-def ingest_flow(source: str, max_bad_ratio: float | None = None, database_url: str | None = None):
+def ingest_flow(
+    source: str,
+    max_bad_ratio: float | None = None,
+    database_url: DatabaseUrl = None,
+    database_secret: str | None = None,
+):
     """Ingest a JSONL/CoNLL file, a folder of them or an `s3://bucket/prefix` inbox.
 
     A held batch ends the run as `Completed` named "Held": nothing is wrong with the pipeline, but a
-    person has to look at the batch before its rows can reach training.
+    person has to look at the batch before its rows can reach training. The database is the worker's
+    TRAJET_DATABASE_URL, a password-free `database_url`, or the Prefect Secret block `database_secret`.
     """
     logger = get_run_logger()
-    reports = ingest_source_task(source, database_url, max_bad_ratio)
+    reports = ingest_source_task(source, resolve_database(database_url, database_secret), max_bad_ratio)
     for r in reports:
         logger.info(
             "batch %s %s: read %s, stored %s, quarantined %s",
@@ -95,6 +102,6 @@ def ingest_flow(source: str, max_bad_ratio: float | None = None, database_url: s
     create_markdown_artifact(summary_markdown(reports), key=SUMMARY_KEY, description="Batch status")
     describe_held_batches_task(reports, database_url, return_state=True)  # a failed description must not fail the ingest
     statuses = sorted({r["status"] for r in reports})
-    held = [r for r in reports if r["status"] in ("held", "rejected")]
+    held = [r for r in reports if r["status"] in ("held", "rejected", "skipped")]
     message = f"{len(reports)} batch(es): " + ", ".join(statuses) if reports else "nothing to ingest"
     return Completed(name="Held" if held else "Completed", message=message, data=reports)

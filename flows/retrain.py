@@ -19,7 +19,8 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.runtime import flow_run
 from prefect.states import Completed
 
-from flows._common import fmt, utc_stamp
+from flows._common import DatabaseUrl, fmt, resolve_database, secret_free, utc_stamp
+from flows.preflight import base_preflight_task
 from flows.story import drops_first, registry_address, run_stamp, tell_retrain, training_line
 from flows.story import gate_markdown as _gate_markdown
 from flows.tasks import (
@@ -130,7 +131,7 @@ def _train_on_deployment(
     preset: str | None,
     config: dict[str, Any] | None,
     registry_uri: str | None,
-    database_url: str | None,
+    database: tuple[str | None, str | None],
     run_id: str,
     timeout_s: float | None,
     warm_start_version: str | None,
@@ -146,7 +147,9 @@ def _train_on_deployment(
         "preset": preset,
         "config": config,
         "registry_uri": registry_uri,
-        "database_url": database_url,
+        # the flow's own password-free parameters: a child run's parameters are stored in clear too
+        "database_url": database[0],
+        "database_secret": database[1],
         "warm_start_version": warm_start_version,
     }
     child = run_deployment(
@@ -158,8 +161,8 @@ def _train_on_deployment(
     state = child.state
     if state is None or not state.is_completed():
         raise TrainingFailed(
-            f"finetune run {child.name} ended {state.name if state else 'without a state'}: "
-            "its output is not used and the champion is untouched"
+            f"finetune run {child.name} ended {state.name if state else 'without a state'}"
+            f"{child_failure(state)}; its output is not used and the champion is untouched"
         )
     dest = work_dir(run_id, "candidate")
     model_dir = Path(pull_task.with_options(task_run_name="pull-candidate-from-staging")(
@@ -177,6 +180,15 @@ def _train_on_deployment(
     }
 
 
+def child_failure(state: Any) -> str:
+    """The child run's own reason (its state message: the exception that ended it), so the parent's failure
+    says why, not only that the child failed."""
+    message = " ".join(str(getattr(state, "message", "") or "").split())
+    message = message.removeprefix("Flow run encountered an exception: ")
+    return f": {message}" if message else ""
+
+
+@secret_free
 @flow(name="nightly-retrain", flow_run_name=_run_name)
 def nightly_retrain(
     force: bool = False,
@@ -188,9 +200,10 @@ def nightly_retrain(
     warm_start: bool = False,
     progress: bool = False,
     registry_uri: str | None = None,
-    database_url: str | None = None,
+    database_url: DatabaseUrl = None,
     train_timeout_s: float | None = 4 * 3600,
     behaviour_n: int = 200,
+    database_secret: str | None = None,
 ):
     """Keep the champion fresh. `config` overrides fields of the training preset; `gate` those of GateConfig.
 
@@ -203,6 +216,11 @@ def nightly_retrain(
     from trajet import gate as gate_mod
 
     logger = get_run_logger()
+    deployment = train_deployment or os.environ.get("TRAJET_TRAIN_DEPLOYMENT") or None
+    # before the snapshot: a base that cannot be loaded fails the night in seconds, with what to do
+    logger.info(base_preflight_task(preset, config, gpu_pool=bool(deployment), warm_start=warm_start))
+    database = (database_url, database_secret)
+    database_url = resolve_database(database_url, database_secret)
     snapshot = snapshot_task(database_url)
     run_id = f"{run_stamp()}-{snapshot['content_hash'][:8]}"
     _rename_run(run_id)
@@ -224,7 +242,6 @@ def nightly_retrain(
             data={"status": "skipped", "snapshot": snapshot, "champion": champion_version, "reason": message},
         )
 
-    deployment = train_deployment or os.environ.get("TRAJET_TRAIN_DEPLOYMENT") or None
     champion_dir = None
     if champion_version:  # pulled (and verified) once: the warm-start base and the gate's reference
         champion_dir = pull_task.with_options(task_run_name="pull-champion")(
@@ -232,7 +249,7 @@ def nightly_retrain(
     try:
         if deployment:
             training = _train_on_deployment(
-                deployment, snapshot, preset, config, registry_uri, database_url, run_id, train_timeout_s,
+                deployment, snapshot, preset, config, registry_uri, database, run_id, train_timeout_s,
                 champion_version if warm_start else None,
             )
         else:

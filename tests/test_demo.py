@@ -44,6 +44,7 @@ def _free_port() -> int:
 @pytest.mark.slow
 def test_trajet_ui_starts_a_prefect_server_on_the_demo_state(tmp_path):
     port = _free_port()
+    assert port != 4200
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     env.update(TRAJET_HOME=str(tmp_path / "home"), PREFECT_SERVER_ANALYTICS_ENABLED="false", COLUMNS="200")
     proc = subprocess.Popen(
@@ -63,6 +64,9 @@ def test_trajet_ui_starts_a_prefect_server_on_the_demo_state(tmp_path):
             time.sleep(1)
         assert health is not None and health.status_code == 200 and health.json() is True
         assert httpx.get(f"http://127.0.0.1:{port}/", timeout=5).status_code == 200  # the UI
+        # the UI's JavaScript calls this address: on another port than 4200 it must name --port, not 4200
+        settings = httpx.get(f"http://127.0.0.1:{port}/ui-settings", timeout=5).json()
+        assert settings["api_url"] == f"http://127.0.0.1:{port}/api", settings
     finally:
         os.killpg(proc.pid, signal.SIGINT)
         try:

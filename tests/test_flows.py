@@ -56,8 +56,12 @@ def scenario(prefect_api, tmp_path_factory) -> dict:
         )
         out["champion1"] = registry.open_registry().champion()
         out["night2_same"] = nightly_retrain(preset="tiny", config=TINY_TRAINING, gate=LENIENT_GATE, return_state=True)
+        broken = home / "broken-base"  # passes the preflight (a folder with config.json), fails in training
+        broken.mkdir()
+        (broken / "config.json").write_text('{"model_type": "camembert"}')
+        (broken / "model.safetensors").write_bytes(b"not safetensors")
         out["broken"] = nightly_retrain(
-            force=True, preset="tiny", config={**TINY_TRAINING, "base_model": str(home / "no-such-base")},
+            force=True, preset="tiny", config={**TINY_TRAINING, "base_model": str(broken)},
             gate=LENIENT_GATE, return_state=True,
         )
         out["champion_after_broken"] = registry.open_registry().champion()

@@ -247,15 +247,16 @@ def test_s3_base_is_mirrored_once(tiny, tmp_path, monkeypatch):
         s3 = boto3.client("s3")
         s3.create_bucket(Bucket="bases")
         files = [p for p in Path(tiny["base"]).iterdir() if p.is_file()]
-        for p in files:
-            s3.upload_file(str(p), "bases", f"mini/v1/{p.name}")
+        from trajet.base import mirror_base
+
+        mirror_base(str(tiny["base"]), "s3://bases/mini/v1")
         local = mirror_s3_prefix("s3://bases/mini/v1", tmp_path / "cache")
         assert sorted(p.name for p in local.iterdir() if p.name != ".complete") == sorted(p.name for p in files)
         assert (local / "model.safetensors").read_bytes() == (Path(tiny["base"]) / "model.safetensors").read_bytes()
         stamp = (local / "config.json").stat().st_mtime_ns
         assert mirror_s3_prefix("s3://bases/mini/v1", tmp_path / "cache") == local
         assert (local / "config.json").stat().st_mtime_ns == stamp  # not downloaded again
-        with pytest.raises(TrajetError, match="no objects under"):
+        with pytest.raises(TrajetError, match="no manifest.json"):
             mirror_s3_prefix("s3://bases/nothing", tmp_path / "cache")
     finally:
         server.stop()

@@ -75,6 +75,7 @@ def dataset_stats(splits: dict[str, Sequence[Phrase]]) -> dict[str, Any]:
 
 def render(stats: dict[str, Any]) -> list[Any]:
     """rich tables for people: one per view, returned so the caller decides where to print."""
+    from rich.markup import escape
     from rich.table import Table
 
     names = list(stats["splits"])
@@ -106,7 +107,7 @@ def render(stats: dict[str, Any]) -> list[Any]:
         groups.add_column(name, justify="right")
     all_groups = sorted({g for n in names for g in splits[n]["groups"]})
     for g in all_groups:
-        groups.add_row(g, *(str(splits[n]["groups"].get(g, 0)) for n in names))
+        groups.add_row(escape(str(g)), *(str(splits[n]["groups"].get(g, 0)) for n in names))
 
     patterns = Table(title=f"Sentences per pattern family ({stats['pattern_families']})", title_justify="left")
     patterns.add_column("pattern")
@@ -114,7 +115,7 @@ def render(stats: dict[str, Any]) -> list[Any]:
         patterns.add_column(name, justify="right")
     all_patterns = sorted({p for n in names for p in splits[n]["patterns"]})
     for p in all_patterns:
-        patterns.add_row(p, *(str(splits[n]["patterns"].get(p, 0)) for n in names))
+        patterns.add_row(escape(str(p)), *(str(splits[n]["patterns"].get(p, 0)) for n in names))
 
     tables: list[Any] = [overview, tags, groups, patterns]
     if "unseen" in stats:

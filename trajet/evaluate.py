@@ -184,6 +184,7 @@ def load_challenge(path: Path | None = None) -> list[Phrase]:
 
 def report_table(report: dict[str, Any], title: str = "evaluation") -> Any:
     """A rich table: per entity rows, micro/macro, then exact match, no-trip and groups."""
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title=f"{title} ({report['n_sentences']} sentences)")
@@ -201,7 +202,7 @@ def report_table(report: dict[str, Any], title: str = "evaluation") -> Any:
     nt = report["no_trip"]
     table.add_row("no-trip clean", "", "", "-" if nt["clean"] is None else f"{nt['clean']:.4f}", str(nt["n"]))
     for group, row in report["groups"].items():
-        table.add_row(f"group {group}", "", "", f"{row['micro_f1']:.4f} (EM {row['exact_match']:.2f})", str(row["n"]))
+        table.add_row(escape(f"group {group}"), "", "", f"{row['micro_f1']:.4f} (EM {row['exact_match']:.2f})", str(row["n"]))
     return table
 
 

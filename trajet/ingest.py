@@ -7,6 +7,7 @@ either stored, counted as a duplicate of a stored phrase, or quarantined -- noth
 
 from __future__ import annotations
 
+import codecs
 import functools
 import hashlib
 import json
@@ -58,7 +59,7 @@ class BatchReport:
     batch_id: int | None
     source: str
     sha256: str
-    status: str  # accepted | held | already_ingested | rejected
+    status: str  # accepted | held | already_ingested | rejected | skipped (never read: see message)
     rows_read: int = 0
     stored: int = 0
     duplicates: int = 0
@@ -69,8 +70,8 @@ class BatchReport:
 
     @property
     def failed(self) -> bool:
-        """Held or rejected: nothing of it was stored and a person must look."""
-        return self.status in ("held", "rejected")
+        """Held, rejected or skipped: nothing of it was stored and a person must look."""
+        return self.status in ("held", "rejected", "skipped")
 
 
 # -------------------------------------------------------------------------------------------- row parsing
@@ -332,6 +333,7 @@ class SourceItem:
     fmt: str
     path: Path | None = None
     s3: tuple[Any, str, str] | None = None  # (client, bucket, key)
+    skip: str = ""  # why this item cannot be ingested as it is (it is reported, never read)
 
     def read(self) -> bytes:
         if self.path is not None:
@@ -377,11 +379,26 @@ def list_source(source: str) -> list[SourceItem]:
         return sorted(items, key=lambda i: i.name)
     path = Path(source)
     if path.is_file():
-        return [SourceItem(str(path), _suffix_format(path.name), path=path)]
+        return [_file_item(path)]
     if path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.is_file() and _is_data_name(p.name))
-        return [SourceItem(str(p), _suffix_format(p.name), path=p) for p in files]
-    raise TrajetError(f"{source}: no such file, folder or s3:// inbox")
+        return [_file_item(p) for p in files]
+    raise TrajetError(f"{safe_name(source)}: no such file, folder or s3:// inbox")
+
+
+def safe_name(name: str) -> str:
+    """A path as it can be printed and stored: bytes that are not UTF-8 (kept by the OS as surrogate escapes)
+    are shown as \\xNN, so one odd file name cannot stop a whole ingestion."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
+def _file_item(path: Path) -> SourceItem:
+    name = str(path)
+    if _utf8_ok(name):
+        return SourceItem(name, _suffix_format(path.name), path=path)
+    return SourceItem(safe_name(name), _suffix_format(path.name), path=path,
+                      skip="skipped: the file name is not UTF-8; rename it (e.g. `convmv -f latin1 -t utf8`) "
+                           "and ingest again")
 
 
 # ---------------------------------------------------------------------------------------------- ingestion
@@ -404,6 +421,8 @@ def _accepted_batch(engine: Engine, sha: str) -> int | None:
 
 
 def ingest_item(item: SourceItem, engine: Engine, max_bad_ratio: float) -> BatchReport:
+    if item.skip:
+        return BatchReport(None, item.name, "", "skipped", message=item.skip)
     data = item.read()
     sha = hashlib.sha256(data).hexdigest()
     previous = _accepted_batch(engine, sha)
@@ -414,7 +433,7 @@ def ingest_item(item: SourceItem, engine: Engine, max_bad_ratio: float) -> Batch
         data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
-        raws = raw_rows(data, item.fmt)
+        raws = raw_rows(data.removeprefix(codecs.BOM_UTF8), item.fmt)
         return _store_rejected(engine, item, sha, raws, [v.NOT_UTF8],
                                f"not UTF-8 text (byte {exc.start}, line {line}): every row quarantined")
     rows = _parse_item(item, data)
@@ -665,4 +684,5 @@ def export_quarantine(engine: Engine, batch_id: int) -> bytes:
     """The batch's quarantined rows in their input format, byte for byte, ready to fix and re-ingest."""
     batch, rows = quarantine_rows(engine, batch_id)
     sep = b"\n\n" if batch.format == "conll" else b"\n"
-    return b"".join(r.raw + sep for r in rows)
+    # a byte-order mark is not part of the first row (batches stored before it was stripped on read kept it)
+    return b"".join(r.raw.removeprefix(codecs.BOM_UTF8) + sep for r in rows)

@@ -354,11 +354,14 @@ def parse_jsonl_line(raw: str) -> Phrase:
     return phrase_from_obj(obj)
 
 
+BOM = "\ufeff"  # a UTF-8 byte-order mark some editors write first: not part of the first row
+
+
 def iter_lines(path: str | Path) -> Iterator[tuple[int, str]]:
     """(line number, line without its newline) for every non-blank line; refuses non-UTF-8 by name."""
     p = Path(path)
     try:
-        content = p.read_text(encoding="utf-8")
+        content = p.read_text(encoding="utf-8").removeprefix(BOM)
     except UnicodeDecodeError as exc:
         line = p.read_bytes()[: exc.start].count(b"\n") + 1
         raise DataFileError(p, line, f"not UTF-8 text (byte {exc.start})") from None
@@ -425,7 +428,7 @@ def iter_conll_blocks(path: str | Path) -> Iterator[tuple[int, list[tuple[int, s
     """(first line number, [(line number, raw line)]) per sentence; blank lines separate sentences."""
     p = Path(path)
     try:
-        content = p.read_text(encoding="utf-8")
+        content = p.read_text(encoding="utf-8").removeprefix(BOM)
     except UnicodeDecodeError as exc:
         line = p.read_bytes()[: exc.start].count(b"\n") + 1
         raise DataFileError(p, line, f"not UTF-8 text (byte {exc.start})") from None

@@ -282,6 +282,9 @@ def check_model_dir(model_dir: Path) -> Path:
     model_dir = Path(model_dir)
     if not (model_dir / "config.json").is_file():
         raise TrajetError(f"{model_dir} is not a model directory (no config.json)")
+    from trajet.base import check_safetensors
+
+    check_safetensors(model_dir)
     return model_dir
 
 

@@ -125,10 +125,18 @@ Index("ix_snapshot_phrases_phrase_id", SnapshotPhrase.phrase_id)
 def get_engine(url: str | None = None) -> Engine:
     """Engine for `url` (default: config.database_url()); creates the SQLite file's folder first."""
     url = url or config.database_url()
-    parsed = make_url(url)
+    try:
+        parsed = make_url(url)
+    except sa.exc.ArgumentError:
+        raise TrajetError("TRAJET_DATABASE_URL is not a database URL (expected e.g. "
+                          "postgresql+psycopg://user@host:5432/trajet or sqlite:////path/trajet.db)") from None
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
         Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    engine = sa.create_engine(url)
+    try:
+        engine = sa.create_engine(url)
+    except (sa.exc.NoSuchModuleError, ImportError) as exc:
+        raise TrajetError(f"cannot use the database {parsed.render_as_string(hide_password=True)}: no driver for "
+                          f"{parsed.drivername} here ({exc}); Trajet supports sqlite and postgresql+psycopg") from None
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
@@ -162,11 +170,25 @@ def head_revision() -> str:
     return heads[0]
 
 
+def masked_url(engine: Engine) -> str:
+    return engine.url.render_as_string(hide_password=True)
+
+
+def connect(engine: Engine) -> sa.Connection:
+    """A connection, or one line naming the database (password masked) and the driver's reason: an
+    unreachable database is an operator's problem to fix, not a traceback to read."""
+    try:
+        return engine.connect()
+    except sa.exc.DBAPIError as exc:
+        reason = " ".join(str(exc.orig or exc).split())
+        raise TrajetError(f"cannot connect to the database {masked_url(engine)}: {reason}") from None
+
+
 def current_revision(engine: Engine) -> str | None:
     """The database's Alembic revision, None for an empty database."""
     from alembic.runtime.migration import MigrationContext
 
-    with engine.connect() as conn:
+    with connect(engine) as conn:
         return MigrationContext.configure(conn).get_current_revision()
 
 
@@ -175,7 +197,7 @@ def upgrade(url: str | None = None, *, engine: Engine | None = None) -> None:
     from alembic import command
 
     engine = engine or get_engine(url)
-    with engine.begin() as conn:
+    with connect(engine) as conn, conn.begin():
         command.upgrade(_alembic_config(conn), "head")
 
 

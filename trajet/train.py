@@ -443,6 +443,9 @@ def resolve_base(ref: str, *, corpus: Sequence[str] = (), spec: Mapping[str, Any
     if local.is_dir():
         if not (local / "config.json").is_file():
             raise TrajetError(f"base model directory {local} has no config.json")
+        from trajet.base import check_safetensors
+
+        check_safetensors(local)
         return local
     shipped = _pypi_shipped_base(ref)
     if shipped is not None:
@@ -467,45 +470,10 @@ def _pypi_shipped_base(ref: str) -> Path | None:
 
 
 def mirror_s3_prefix(uri: str, cache_root: Path) -> Path:
-    """Download every object under an s3:// prefix once; a `.complete` marker with the ETags makes the
-    mirror reusable and re-downloads only when the remote changed. AWS_ENDPOINT_URL is honoured."""
-    import boto3
+    """A base mirrored with `trajet base mirror`, downloaded once into the cache with every sha256 checked."""
+    from trajet.base import fetch_base
 
-    bucket, _, prefix = uri[len("s3://") :].partition("/")
-    if not bucket:
-        raise TrajetError(f"bad S3 URI {uri!r}: expected s3://bucket/prefix")
-    prefix = prefix.strip("/")
-    client = boto3.client("s3", endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None)
-    listing: dict[str, str] = {}
-    try:
-        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix + "/" if prefix else ""):
-            for obj in page.get("Contents", []):
-                listing[obj["Key"]] = obj.get("ETag", "")
-    except Exception as exc:
-        raise TrajetError(f"cannot list {uri}: {exc}") from None
-    if not listing:
-        raise TrajetError(f"no objects under {uri}")
-    dest = cache_root / hashlib.sha256(uri.encode()).hexdigest()[:16]
-    marker = dest / ".complete"
-    fingerprint = json.dumps(sorted(listing.items()))
-    if marker.is_file() and marker.read_text() == fingerprint:
-        return dest
-    tmp = dest.with_name(dest.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    for key in listing:
-        rel = key[len(prefix) :].lstrip("/") if prefix else key
-        if not rel or rel.endswith("/"):
-            continue
-        target = tmp / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            client.download_file(bucket, key, str(target))
-        except Exception as exc:
-            raise TrajetError(f"cannot download s3://{bucket}/{key}: {exc}") from None
-    (tmp / ".complete").write_text(fingerprint)
-    shutil.rmtree(dest, ignore_errors=True)
-    tmp.rename(dest)
-    return dest
+    return fetch_base(uri, cache_root)
 
 
 # --------------------------------------------------------------------------------------- training

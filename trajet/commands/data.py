@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from trajet.errors import TrajetError
 
@@ -21,7 +22,7 @@ def _phrases_dir(path: Path | None) -> Path:
 
 def generate_cmd(
     seed: int = typer.Option(13, help="Random seed; the default reproduces the committed files."),
-    out_dir: Path | None = typer.Option(None, "--out-dir", help="Where train.jsonl and test.jsonl go [data/phrases]."),
+    out_dir: Path | None = typer.Option(None, "--out-dir", help="Where train.jsonl and test.jsonl go (default: data/phrases)."),
     train: int = typer.Option(8000, help="Number of training phrases."),
     test: int = typer.Option(2000, help="Number of test phrases."),
 ) -> None:
@@ -37,13 +38,13 @@ def generate_cmd(
     paths = write_dataset(target, seed=seed, counts={"train": train, "test": test})
     elapsed = time.perf_counter() - started
     for split, path in paths.items():
-        console.print(f"wrote {path} ({train if split == 'train' else test} phrases)")
+        console.print(f"wrote {escape(str(path))} ({train if split == 'train' else test} phrases)", highlight=False)
     console.print(f"seed {seed}, {elapsed:.1f} s")
 
 
 @data_app.command("stats")
 def stats_cmd(
-    data_dir: Path | None = typer.Option(None, "--dir", help="Folder holding train.jsonl and test.jsonl [data/phrases]."),
+    data_dir: Path | None = typer.Option(None, "--dir", help="Folder holding train.jsonl and test.jsonl (default: data/phrases)."),
     json_out: bool = typer.Option(False, "--json", help="Print the numbers as JSON instead of tables."),
 ) -> None:
     """Counts per label and pattern family, the no-trip share and the unseen-place rate in test."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 db_app = typer.Typer(help="Create or upgrade the store's schema (SQLite or PostgreSQL).", no_args_is_help=True)
 
@@ -17,11 +18,11 @@ def upgrade_cmd() -> None:
     before = store.current_revision(engine)
     store.upgrade(engine=engine)
     after = store.current_revision(engine)
-    url = engine.url.render_as_string(hide_password=True)
+    url = escape(store.masked_url(engine))
     if before == after:
-        Console().print(f"{url}: already at {after}")
+        Console().print(f"{url}: already at {after}", highlight=False)
     else:
-        Console().print(f"{url}: upgraded {before or 'empty database'} -> {after}")
+        Console().print(f"{url}: upgraded {before or 'empty database'} -> {after}", highlight=False)
 
 
 @db_app.command("current")
@@ -31,8 +32,8 @@ def current_cmd() -> None:
 
     engine = store.get_engine()
     have, need = store.current_revision(engine), store.head_revision()
-    url = engine.url.render_as_string(hide_password=True)
-    Console().print(f"{url}: database at {have or 'nothing (empty database)'}, code needs {need}")
+    url = escape(store.masked_url(engine))
+    Console().print(f"{url}: database at {have or 'nothing (empty database)'}, code needs {need}", highlight=False)
     if have != need:
         Console(stderr=True).print("out of date: run `trajet db upgrade`")
         raise typer.Exit(1)

@@ -7,8 +7,11 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
+STATUS_STYLES = {"accepted": "green", "already_ingested": "dim", "held": "bold red", "rejected": "bold red",
+                 "skipped": "bold red"}
 quarantine_app = typer.Typer(help="Inspect and export quarantined rows to fix and re-ingest.", no_args_is_help=True)
 
 
@@ -23,16 +26,16 @@ def ingest_cmd(
     reports = ingest_source(source, max_bad_ratio=max_bad_ratio)
     console = Console()
     if not reports:
-        console.print(f"{source}: nothing to ingest")
+        console.print(f"{escape(source)}: nothing to ingest", highlight=False)
         return
     table = Table(title="Ingestion")
     for col in ("batch", "source", "status", "rows", "stored", "duplicates", "quarantined", "reasons"):
         table.add_column(col, justify="right" if col in ("batch", "rows", "stored", "duplicates", "quarantined") else "left")
     for r in reports:
-        style = {"accepted": "green", "already_ingested": "dim", "held": "bold red", "rejected": "bold red"}[r.status]
+        style = STATUS_STYLES.get(r.status, "bold red")
         reasons = "\n".join(f"{reason}: {n}" for reason, n in r.reasons.items())
-        table.add_row(str(r.batch_id or "-"), r.source, f"[{style}]{r.status}[/]", str(r.rows_read), str(r.stored),
-                      str(r.duplicates), str(r.quarantined), reasons)
+        table.add_row(str(r.batch_id or "-"), escape(r.source), f"[{style}]{escape(r.status)}[/]", str(r.rows_read),
+                      str(r.stored), str(r.duplicates), str(r.quarantined), escape(reasons))
     console.print(table)
     for r in reports:
         checks = r.checks
@@ -42,10 +45,11 @@ def ingest_cmd(
                           f"{checks['unseen_place_share']:.1%}, label shift vs store "
                           f"{'n/a' if shift is None else f'{shift:.1%}'}", highlight=False)
         if r.status != "accepted":
-            console.print(f"{r.source}: {r.message}", highlight=False)
+            console.print(f"{escape(r.source)}: {escape(r.message)}", highlight=False, soft_wrap=True)
     failed = [r for r in reports if r.failed]
     if failed:
-        Console(stderr=True).print(f"{len(failed)} batch(es) held or rejected: see `trajet quarantine list BATCH`")
+        Console(stderr=True).print(f"{len(failed)} batch(es) held, rejected or skipped: see `trajet quarantine list BATCH`"
+                                   " (a skipped file was not read: fix what its line says)", highlight=False)
         raise typer.Exit(1)
 
 
@@ -67,17 +71,17 @@ def list_cmd(batch: int = typer.Argument(None, help="A batch id; without it, eve
         with engine.connect() as conn:
             B = store.Batch
             for b in conn.execute(sa.select(B).where(B.quarantined > 0).order_by(B.id)):
-                table.add_row(str(b.id), f"{b.received_at:%Y-%m-%d %H:%M}", b.source, b.status, str(b.rows_read),
-                              str(b.stored), str(b.quarantined))
+                table.add_row(str(b.id), f"{b.received_at:%Y-%m-%d %H:%M}", escape(b.source), escape(b.status),
+                              str(b.rows_read), str(b.stored), str(b.quarantined))
         console.print(table)
         return
     info, rows = quarantine_rows(engine, batch)
-    table = Table(title=f"Batch {info.id}: {info.source} ({info.status})")
+    table = Table(title=escape(f"Batch {info.id}: {info.source} ({info.status})"))
     for col in ("line", "reasons", "raw"):
         table.add_column(col, overflow="fold")
     for row in rows:
         raw = row.raw.decode("utf-8", "replace")
-        table.add_row(str(row.line), "\n".join(row.reasons), raw if len(raw) <= 200 else raw[:200] + "…")
+        table.add_row(str(row.line), escape("\n".join(row.reasons)), escape(raw if len(raw) <= 200 else raw[:200] + "…"))
     console.print(table)
 
 
@@ -98,7 +102,7 @@ def export_cmd(
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_bytes(data)
     lines = data.count(b"\n")
-    Console(stderr=True).print(f"wrote {lines} lines to {output}")
+    Console(stderr=True).print(f"wrote {lines} lines to {escape(str(output))}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

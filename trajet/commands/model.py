@@ -19,7 +19,14 @@ ENTITIES = ("DEPART", "ARRIVEE", "VIA")
 def _console() -> Any:
     from rich.console import Console
 
-    return Console()
+    return Console(highlight=False)
+
+
+def _esc(value: Any) -> str:
+    """Registry addresses, paths and manifest values are data: printed as they are, never read as markup."""
+    from rich.markup import escape
+
+    return escape(str(value))
 
 
 def _f1(manifest: dict[str, Any], *path: str) -> str:
@@ -44,12 +51,12 @@ def versions_table(versions: list[dict[str, Any]]) -> Any:
     for m in versions:
         stage = m["stage"]
         table.add_row(
-            m["version"],
+            _esc(m["version"]),
             f"[{styles[stage]}]{stage}[/]",
             _f1(m, "macro", "f1"),
             *(_f1(m, "per_entity", e, "f1") for e in ENTITIES),
-            str(m.get("created_at", "-"))[:16].replace("T", " "),
-            str(m.get("snapshot_hash") or "-")[:12],
+            _esc(str(m.get("created_at", "-"))[:16].replace("T", " ")),
+            _esc(str(m.get("snapshot_hash") or "-")[:12]),
         )
     return table
 
@@ -63,7 +70,7 @@ def list_cmd(registry: str = REGISTRY_OPT) -> None:
     versions = reg.list_versions()
     console = _console()
     if not versions:
-        console.print(f"no model versions in {reg.uri}")
+        console.print(f"no model versions in {_esc(reg.uri)}")
         return
     console.print(versions_table(versions))
 
@@ -94,10 +101,10 @@ def show_cmd(
         if pointer.get("previous") == version
         else "archived"
     )
-    console.print(f"[bold]{version}[/] ({stage}) at {reg.version_uri(version)}")
+    console.print(f"[bold]{_esc(version)}[/] ({stage}) at {_esc(reg.version_uri(version))}")
     for key in ("created_at", "code_version", "snapshot_hash", "base_model"):
         if manifest.get(key):
-            console.print(f"  {key}: {manifest[key]}")
+            console.print(f"  {key}: {_esc(manifest[key])}")
     console.print(
         f"  test macro F1 {_f1(manifest, 'macro', 'f1')}, "
         + ", ".join(f"{e} {_f1(manifest, 'per_entity', e, 'f1')}" for e in ENTITIES)
@@ -112,7 +119,7 @@ def show_cmd(
     files.add_column("bytes", justify="right")
     files.add_column("sha256")
     for f in manifest.get("files", []):
-        files.add_row(str(f.get("path")), str(f.get("size")), str(f.get("sha256")))
+        files.add_row(_esc(f.get("path")), _esc(f.get("size")), _esc(f.get("sha256")))
     console.print(files)
 
 
@@ -129,7 +136,7 @@ def pull_cmd(
     version, _ = reg.resolve(ref)
     path = reg.pull(version, dest)
     n = len(reg.manifest(version)["files"])
-    _console().print(f"pulled {version} ({n} files, sha256 verified) into {path}")
+    _console().print(f"pulled {version} ({n} files, sha256 verified) into {_esc(path)}")
 
 
 def manifest_extra_from_model_dir(model_dir: Path, evaluation: Path | None) -> dict[str, Any]:
@@ -184,7 +191,7 @@ def push_cmd(
     console = _console()
     total = sum(f["size"] for f in manifest["files"])
     console.print(
-        f"pushed {version}: {len(manifest['files'])} files, {total} bytes, verified, at {reg.version_uri(version)}"
+        f"pushed {version}: {len(manifest['files'])} files, {total} bytes, verified, at {_esc(reg.version_uri(version))}"
     )
     if promote:
         pointer = reg.promote(version)

@@ -66,11 +66,14 @@ def serve(
     service = ModelService(model, registry_uri=registry, cache_dir=cache_dir, poll_interval=poll_interval,
                            batch_texts=batch_texts, backend=backend, threads=threads)
     console = Console(stderr=True)
-    with console.status(f"loading {model}"):
+    from rich.markup import escape
+
+    with console.status(f"loading {escape(model)}"):
         loaded = service.load_initial()
     follow = f", polling the champion every {poll_interval:g}s" if service.follows_champion else ""
     runtime = ", ONNX Runtime int8" if backend == "onnx" else ""
-    console.print(f"serving [bold]{loaded.version}[/] on http://{host}:{port}{follow}{runtime}", highlight=False)
+    console.print(f"serving [bold]{escape(str(loaded.version))}[/] on http://{escape(host)}:{port}{follow}{runtime}",
+                  highlight=False)
     run_server(
         service,
         host=host,

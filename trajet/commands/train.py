@@ -1,4 +1,4 @@
-"""`trajet train`, `trajet evaluate`, `trajet predict`, `trajet base build-mini`.
+"""`trajet train`, `trajet evaluate`, `trajet predict`, `trajet base build-mini|mirror`.
 
 torch and transformers are imported inside the command bodies so `trajet --help` stays fast.
 """
@@ -11,6 +11,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from trajet.backends import BACKEND_HELP
 from trajet.errors import TrajetError
@@ -39,11 +40,12 @@ def train(
     cfg = config_for(preset, parse_set_options(sets))
     output = output or home() / "models" / "latest"
     tr, val, content_hash = load_training_data(train_file, validation_file, snapshot_id=snapshot)
-    console.print(f"training [bold]{cfg.preset}[/] ({cfg.base_model}) on {len(tr)} phrases, validating on {len(val)}")
+    console.print(f"training [bold]{escape(cfg.preset)}[/] ({escape(cfg.base_model)}) on {len(tr)} phrases, "
+                  f"validating on {len(val)}", highlight=False)
     result = train_model(tr, val, cfg, output, snapshot_hash=content_hash, progress=not quiet)
     m = result.best_metrics
     console.print(
-        f"[green]saved[/] {result.output_dir}  best macro F1 {m.get('f1_macro', 0):.4f}  "
+        f"[green]saved[/] {escape(str(result.output_dir))}  best macro F1 {m.get('f1_macro', 0):.4f}  "
         f"micro F1 {m.get('f1_micro', 0):.4f}  ({result.steps} steps, {result.seconds:.0f} s)"
     )
 
@@ -86,13 +88,13 @@ def evaluate(
     out = Console()
     for name in ("test", "challenge"):
         if result.get(name):
-            out.print(report_table(result[name], title=name if name == "challenge" else str(data)))
+            out.print(report_table(result[name], title=name if name == "challenge" else escape(str(data))))
     if result.get("behaviour"):
         from trajet.behaviour import report_table as behaviour_table
 
         out.print(behaviour_table(result["behaviour"]))
     if output:
-        console.print(f"report written to {output}")
+        console.print(f"report written to {escape(str(output))}", highlight=False)
 
 
 def predict(
@@ -123,7 +125,7 @@ def predict(
         if not path.is_file():
             raise TrajetError(f"input file not found: {path}")
         try:
-            lines, source = path.read_text(encoding="utf-8").splitlines(), str(path)
+            lines, source = path.read_text(encoding="utf-8-sig").splitlines(), str(path)
         except UnicodeDecodeError as exc:
             raise TrajetError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     if output_file in (None, "-"):
@@ -133,7 +135,8 @@ def predict(
         out_path.parent.mkdir(parents=True, exist_ok=True)
         with out_path.open("w", encoding="utf-8", newline="\n") as fh:
             counts = predict_stream(predictor, lines, fh, source)
-        console.print(f"{counts['lines']} lines written to {out_path} ({counts['errors']} with an error field)")
+        console.print(f"{counts['lines']} lines written to {escape(str(out_path))} ({counts['errors']} with an error field)",
+                      highlight=False)
 
 
 @base_app.command("build-mini")
@@ -155,8 +158,30 @@ def build_mini_cmd(
     else:
         out = build_mini(texts + project_corpus(), output, MiniSpec.named(name, overrides))
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
-    console.print(f"[green]base ready[/] {out} ({size / 1e6:.1f} MB)")
+    console.print(f"[green]base ready[/] {escape(str(out))} ({size / 1e6:.1f} MB)", highlight=False)
     typer.echo(str(out))
+
+
+@base_app.command("mirror")
+def mirror_cmd(
+    source: str = typer.Argument(..., help="A Hugging Face hub id (camembert-base) or a local model folder."),
+    dest: str = typer.Argument(..., help="Where the workers will read it: s3://bucket/bases/NAME (or a folder)."),
+    revision: str | None = typer.Option(None, "--revision", help="Hub branch, tag or commit (default: main)."),
+) -> None:
+    """Copy a pretrained base once, from a machine that reaches the hub, to where offline workers read it.
+
+    Every file is uploaded and verified, then a manifest of sizes and sha256 is written last (a mirrored base
+    is immutable, like a registry version). Training then takes TRAJET_TRAIN_BASE_MODEL=DEST and checks every
+    file against that manifest when it downloads the base. Pickle weights (*.bin, *.pt) are never copied."""
+    from trajet.base import mirror_base
+
+    manifest = mirror_base(source, dest, revision=revision)
+    size = sum(f["size"] for f in manifest["files"])
+    origin = manifest.get("source", source) + (f"@{manifest['revision']}" if manifest.get("revision") else "")
+    console.print(f"[green]mirrored[/] {escape(origin)} to {escape(dest)}: {len(manifest['files'])} files, "
+                  f"{size / 1e6:.1f} MB, sha256 manifest {escape(dest.rstrip('/'))}/manifest.json", highlight=False,
+                  soft_wrap=True)
+    console.print(f"set TRAJET_TRAIN_BASE_MODEL={escape(dest)} on both workers", highlight=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:
