@@ -57,8 +57,9 @@ def main() -> None:
     parser.add_argument("--challenge", type=Path, default=Path("data/challenge.jsonl"))
     parser.add_argument("--blind", type=Path, default=Path("data/challenge_blind.jsonl"),
                         help="Blind hand-written set: scored only, never read to change anything (data/README.md).")
-    parser.add_argument("--blind2", type=Path, default=Path("data/blind/blind.jsonl"),
-                        help="The 2026-12-04 frozen blind set of hand-written requests: scored only.")
+    parser.add_argument("--blind2", type=Path, default=None,
+                        help="The frozen blind set (data/blind/blind.jsonl): scored only, and only once a candidate was"
+                             " chosen, so that its numbers are never in view while choosing.")
     parser.add_argument("--handwritten", action="store_true",
                         help="Add the hand-written batches (data/handwritten/*.jsonl) that ingestion files under train to"
                              " the training phrases, and score the ones it files under test.")
@@ -127,7 +128,7 @@ def main() -> None:
         row["handwritten_test_n"] = len(hw_test)
         row["handwritten_test_micro_f1"] = round(rep["micro"]["f1"], 4)
         row["handwritten_test_exact"] = round(rep["exact_match"], 4)
-    if args.blind2.is_file():
+    if args.blind2 is not None:
         rep = evaluate_model(predictor, read_phrases(args.blind2))
         row["blind2_micro_f1"] = round(rep["micro"]["f1"], 4)
         row["blind2_exact"] = round(rep["exact_match"], 4)

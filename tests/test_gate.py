@@ -146,9 +146,9 @@ GOOD = evaluation(0.970, 0.975, 0.965, 0.97, groups={"terse": 0.92, "stations": 
 
 
 def test_behaviour_floor_without_a_champion():
-    ok = decide(with_behaviour(GOOD, {"mft_question": 0.6, "inv_uppercase": 0.7}), None, GateConfig())
-    assert ok.passed and by_name(ok)["behaviour_pass_rate"].value == pytest.approx(0.65)
-    low = decide(with_behaviour(GOOD, {"mft_question": 0.4, "inv_uppercase": 0.7}), None, GateConfig())
+    ok = decide(with_behaviour(GOOD, {"mft_question": 0.9, "inv_uppercase": 0.96}), None, GateConfig())
+    assert ok.passed and by_name(ok)["behaviour_pass_rate"].value == pytest.approx(0.93)
+    low = decide(with_behaviour(GOOD, {"mft_question": 0.6, "inv_uppercase": 0.96}), None, GateConfig())
     assert [r.name for r in low.failed_rules] == ["behaviour_pass_rate"]
     assert decide(with_behaviour(GOOD, {"mft_question": 0.4, "inv_uppercase": 0.7}), None,
                   GateConfig(min_behaviour_pass_rate=0.5)).passed
@@ -157,6 +157,7 @@ def test_behaviour_floor_without_a_champion():
 def test_a_test_dropping_more_than_the_tolerance_fails_against_the_champion():
     champion = with_behaviour(CHAMPION, {"mft_question": 0.90, "inv_uppercase": 0.80, "dir_add_via": 0.70})
     cand = with_behaviour(GOOD, {"mft_question": 0.95, "inv_uppercase": 0.69, "dir_add_via": 0.61})
+    cand = {**cand, "behaviour": {**cand["behaviour"], "overall": {**cand["behaviour"]["overall"], "pass_rate": 0.9}}}
     decision = decide(cand, champion, GateConfig())
     assert [r.name for r in decision.failed_rules] == ["behaviour:inv_uppercase"]
     rule = by_name(decision)["behaviour:inv_uppercase"]
@@ -167,7 +168,7 @@ def test_a_test_dropping_more_than_the_tolerance_fails_against_the_champion():
 
 
 def test_an_old_champion_without_a_behaviour_report_skips_the_relative_rule():
-    cand = with_behaviour(GOOD, {"mft_question": 0.95, "inv_uppercase": 0.74})
+    cand = with_behaviour(GOOD, {"mft_question": 0.95, "inv_uppercase": 0.94})
     decision = decide(cand, CHAMPION, GateConfig())
     assert decision.passed
     skipped = by_name(decision)["behaviour_vs_champion"]
