@@ -47,12 +47,12 @@ def _load_table(source: str) -> tuple[list[str], np.ndarray, Mapping[int, int], 
     try:
         import spacy
     except ImportError:
-        raise TrajetError(f"word vectors {source!r} need spaCy: pip install -e '.[vectors]'") from None
+        raise TrajetError(f"word vectors {source!r} need spaCy: pip install spacy {source}") from None
     try:
         nlp = spacy.load(source, exclude=["tok2vec", "morphologizer", "parser", "senter", "ner",
                                           "attribute_ruler", "lemmatizer", "tagger"])
     except OSError:
-        raise TrajetError(f"word vectors {source!r} are not installed: pip install -e '.[vectors]'") from None
+        raise TrajetError(f"word vectors {source!r} are not installed: pip install {source}") from None
     vectors = nlp.vocab.vectors
     if vectors.shape[0] == 0:
         raise TrajetError(f"{source!r} has no word vectors")
