@@ -67,6 +67,11 @@ def models(tmp_path_factory) -> dict[str, Path]:
     return {name: write_model(root / name, seed) for seed, name in enumerate(("a", "b", "c"))}
 
 
+def object_key(reg, version: str, path: str) -> str:
+    """The stored key of one file of a version (in the folder its committing push wrote)."""
+    return f"versions/{version}/{reg.manifest(version)['objects']}/{path}"
+
+
 def files_of(folder: Path) -> dict[str, str]:
     return {
         p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
@@ -128,7 +133,10 @@ def test_push_pull_round_trip_verifies_checksums(registry, models, tmp_path):
     assert manifest["snapshot_hash"] == "abc123" and manifest["version"] == "v1"
     assert registry.manifest("v1") == manifest
     stored = registry.backend.list("versions/v1/")
-    assert sorted(stored) == sorted([f"versions/v1/{p}" for p in expected] + ["versions/v1/manifest.json"])
+    assert manifest["objects"].startswith("objects-")  # the folder of the push that committed v1
+    assert sorted(stored) == sorted(
+        [f"versions/v1/{manifest['objects']}/{p}" for p in expected] + ["versions/v1/manifest.json"]
+    )
     assert registry.version_uri("v1").endswith("versions/v1/")
 
     dest = registry.pull("v1", tmp_path / "pulled")
@@ -154,7 +162,7 @@ def test_versions_are_immutable(registry, models, tmp_path):
 
 def test_corrupted_object_is_refused_and_nothing_is_written(registry, models, tmp_path):
     registry.push("v1", models["a"], {})
-    key = "versions/v1/model.safetensors"
+    key = object_key(registry, "v1", "model.safetensors")
     original = registry.backend.read(key)[0]
     tampered = bytes([original[0] ^ 0xFF]) + original[1:]  # same size, one flipped byte
     registry.backend.put(key, tampered)
@@ -214,7 +222,7 @@ def test_errors_mid_push_leave_champion_and_retry_succeeds(registry, models, tmp
         registry.push("v2", models["b"], {})
     assert registry.backend.read("versions/v2/manifest.json") is None
 
-    manifest = registry.push("v2", models["b"], {})  # retry keeps what verified, uploads the rest
+    manifest = registry.push("v2", models["b"], {})  # a retry is a fresh push
     assert {f["path"]: f["sha256"] for f in manifest["files"]} == files_of(models["b"])
     registry.promote("v2")
     pulled = files_of(registry.pull("champion", tmp_path / "champ"))
@@ -448,3 +456,63 @@ def test_missing_bucket_is_a_clear_error(moto_endpoint, monkeypatch):
         open_registry("s3://no-such-bucket-here/models").champion()
     with pytest.raises(TrajetError, match="only s3://"):
         open_registry("gs://bucket/x")
+
+
+def test_two_racing_pushes_of_one_version_commit_one_intact_model(registry, models, tmp_path):
+    """Two writers push different models under one version name at the same moment: one wins and its files are
+    exactly what its manifest lists; the other fails cleanly. Before, the loser overwrote the winner's
+    uncommitted files, and the committed manifest no longer matched them."""
+    rounds = 6
+    for n in range(rounds):
+        version = f"race{n}"
+        barrier = threading.Barrier(2, timeout=30)
+        results: dict[str, object] = {}
+
+        def push(
+            name: str, version: str = version, barrier: threading.Barrier = barrier, results: dict = results
+        ) -> None:
+            reg = open_registry(registry.uri)  # its own Registry, as a second process would have
+            put = reg.backend.put
+
+            def put_in_step(key, source, **kw):  # both writers interleave object by object
+                with contextlib.suppress(threading.BrokenBarrierError):
+                    barrier.wait(timeout=2)
+                return put(key, source, **kw)
+
+            reg.backend.put = put_in_step
+            try:
+                results[name] = reg.push(version, models[name], {})
+            except TrajetError as exc:
+                results[name] = exc
+            finally:
+                barrier.abort()  # the other writer no longer waits for this one
+
+        threads = [threading.Thread(target=push, args=(name,)) for name in ("a", "b")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        winners = [name for name, r in results.items() if isinstance(r, dict)]
+        losers = [r for r in results.values() if isinstance(r, TrajetError)]
+        assert len(winners) == 1 and len(losers) == 1, results
+        assert "already exists" in str(losers[0]) and "\n" not in str(losers[0])
+        pulled = files_of(registry.pull(version, tmp_path / version))
+        pulled.pop("manifest.json")
+        assert pulled == files_of(models[winners[0]]), f"round {n}: the committed version is not {winners[0]}"
+
+
+def test_versions_pushed_before_push_folders_still_pull(registry, models, tmp_path):
+    """Manifests written before each push had its own folder list files beside the manifest; a crafted
+    objects folder that leaves the version is refused."""
+    manifest = registry.push("v1", models["a"], {})
+    old = {k: v for k, v in manifest.items() if k != "objects"} | {"version": "old"}
+    for f in manifest["files"]:
+        registry.backend.put(f"versions/old/{f['path']}", (models["a"] / f["path"]).read_bytes())
+    registry.backend.put("versions/old/manifest.json", json.dumps(old).encode())
+    pulled = files_of(registry.pull("old", tmp_path / "old"))
+    pulled.pop("manifest.json")
+    assert pulled == files_of(models["a"])
+    bad = dict(manifest, version="bad", objects="../v1")
+    registry.backend.put("versions/bad/manifest.json", json.dumps(bad).encode())
+    with pytest.raises(TrajetError, match="unsafe objects folder"):
+        registry.pull("bad", tmp_path / "bad")

@@ -2,13 +2,16 @@
 
 Layout under the registry root (a local folder or ``s3://bucket/prefix``)::
 
-    versions/<version>/...            the HF model directory, file for file
+    versions/<version>/<objects>/...  the HF model directory, file for file, in the folder of the push that
+                                      committed it (the manifest's "objects"; older manifests: versions/<version>/...)
     versions/<version>/manifest.json  size + sha256 of every file, metrics, gate decision, provenance
     champion.json                     pointer: version, manifest sha256, promoted_at, previous champion
     promotions/<timestamp>-<version>.json   append-only history of every pointer move
 
 Why this shape: the manifest is written last and only if absent, so a version either exists completely or
-not at all, and can never be rewritten. The pointer only moves by compare-and-swap on what was read, so
+not at all, and can never be rewritten. Each push writes its files into a folder of its own (never overwriting
+anything), so two writers pushing one version name at once cannot mix their files: the one whose manifest lands
+wins with exactly its files, the other fails. The pointer only moves by compare-and-swap on what was read, so
 two promotions racing cannot both win, and it only ever names a version whose manifest exists. Pulls land
 in a temporary folder and are renamed into place only after every checksum matched, so a consumer never
 sees a half-downloaded or tampered model.
@@ -44,7 +47,8 @@ CHAMPION = "champion"
 # Every one of these is a pickle (or may be): loading it can run arbitrary code. Trajet loads safetensors only.
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
 VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-RESERVED_MANIFEST_KEYS = ("format", "version", "created_at", "files")
+RESERVED_MANIFEST_KEYS = ("format", "version", "created_at", "files", "objects")
+OBJECTS_RE = re.compile(r"^objects-[0-9a-f]{12,64}$")
 _CHUNK = 1 << 20
 log = logging.getLogger(__name__)
 _S3_SINGLE_PUT_LIMIT = 5 * 1024**3
@@ -313,6 +317,10 @@ class LocalBackend:
         except OSError as exc:
             raise RegistryError(f"cannot copy {self.key_uri(key)}: {exc.strerror or exc}") from exc
 
+    def remove_prefix(self, prefix: str) -> None:
+        """Deletes the folder of an unreferenced push (local registries only)."""
+        shutil.rmtree(self._path(prefix.rstrip("/")), ignore_errors=True)
+
     def list(self, prefix: str) -> list[str]:
         base = self._path(prefix.rstrip("/")) if prefix else self.root
         if not base.is_dir():
@@ -573,9 +581,10 @@ class Registry:
     ) -> dict[str, Any]:
         """Uploads a model directory as an immutable version; returns its manifest.
 
-        Files go first, each verified (size + sha256) after upload; the manifest goes last with
-        If-None-Match, so it is the commit point. A failed push leaves no manifest (the version does not
-        exist, nothing can promote it) and can simply be retried: identical files already there are kept.
+        Files go first, into a folder only this push writes, each verified (size + sha256) after upload; the
+        manifest goes last with If-None-Match, so it is the commit point and names that folder. A failed push
+        leaves no manifest (the version does not exist, nothing can promote it) and can simply be retried; a
+        concurrent push of the same name either wins with all its files or fails, never mixing the two.
         """
         check_version_name(version)
         extra = dict(manifest_extra or {})
@@ -585,38 +594,50 @@ class Registry:
         files = scan_model_dir(Path(model_dir))
         if self._manifest_raw(version) is not None:
             raise self._immutable(version)
-        for f in files:
-            self._upload_verified(version, f)
-        manifest = {
-            "format": MANIFEST_FORMAT,
-            "version": version,
-            "created_at": utc_now(),
-            "code_version": code_version(),
-            **extra,
-            "files": [{"path": f.path, "size": f.digest.size, "sha256": f.digest.sha256} for f in files],
-        }
+        objects = f"objects-{uuid.uuid4().hex[:16]}"
+        manifest_sent = False  # once true, the manifest may have landed even if its write raised
         try:
-            self.backend.put(self._manifest_key(version), _dumps(manifest), if_none_match=True)
-        except PreconditionFailed:
-            raise self._immutable(version) from None
+            for f in files:
+                self._upload_verified(f"{VERSIONS}/{version}/{objects}/{f.path}", f)
+            manifest = {
+                "format": MANIFEST_FORMAT,
+                "version": version,
+                "created_at": utc_now(),
+                "code_version": code_version(),
+                **extra,
+                "objects": objects,
+                "files": [{"path": f.path, "size": f.digest.size, "sha256": f.digest.sha256} for f in files],
+            }
+            manifest_sent = True
+            try:
+                self.backend.put(self._manifest_key(version), _dumps(manifest), if_none_match=True)
+            except PreconditionFailed:
+                manifest_sent = False  # another push's manifest won
+                raise self._immutable(version) from None
+        except BaseException:
+            if not manifest_sent:  # nothing references this push's folder
+                self._discard(f"{VERSIONS}/{version}/{objects}/")
+            raise
         return manifest
+
+    def _discard(self, prefix: str) -> None:
+        """Best effort: a local registry drops an unreferenced push folder; S3 keeps it (the registry's IAM
+        policy grants no delete; a lifecycle rule or an operator can remove objects no manifest names)."""
+        remove = getattr(self.backend, "remove_prefix", None)
+        if remove is not None:
+            with contextlib.suppress(OSError, RegistryError):
+                remove(prefix)
 
     def _immutable(self, version: str) -> TrajetError:
         return TrajetError(
             f"version {version} already exists in {self.uri}: versions are immutable, push under a new version"
         )
 
-    def _upload_verified(self, version: str, f: ModelFile) -> None:
-        key = f"{VERSIONS}/{version}/{f.path}"
+    def _upload_verified(self, key: str, f: ModelFile) -> None:
         try:
             self.backend.put(key, f.local, if_none_match=True, digest=f.digest)
         except PreconditionFailed:
-            # Left by an interrupted push: keep it when identical, replace it while the version is uncommitted.
-            if self.backend.verify(key, f.digest) is None:
-                return
-            if self._manifest_raw(version) is not None:
-                raise self._immutable(version) from None
-            self.backend.put(key, f.local, digest=f.digest)
+            raise RegistryError(f"{self.backend.key_uri(key)} already exists: another push used this folder") from None
         problem = self.backend.verify(key, f.digest)
         if problem:
             raise RegistryError(
@@ -713,6 +734,15 @@ class Registry:
         return pointer
 
     # ---- pull
+    def _object_key(self, version: str, manifest: dict[str, Any], path: str, where: str) -> str:
+        """Where a manifest's file is stored: in the push's own folder, or beside the manifest (older pushes)."""
+        objects = manifest.get("objects")
+        if objects is None:
+            return f"{VERSIONS}/{version}/{path}"
+        if not isinstance(objects, str) or not OBJECTS_RE.match(objects):
+            raise TrajetError(f"{where}: unsafe objects folder {objects!r}")
+        return f"{VERSIONS}/{version}/{objects}/{path}"
+
     def resolve(self, ref: str) -> tuple[str, bytes]:
         """(version, manifest bytes) for 'champion' or a version; the champion's manifest must still
         hash to what the pointer recorded."""
@@ -758,7 +788,7 @@ class Registry:
             for entry in files:
                 target = tmp.joinpath(*entry["path"].split("/"))
                 target.parent.mkdir(parents=True, exist_ok=True)
-                self.backend.download(f"{VERSIONS}/{version}/{entry['path']}", target)
+                self.backend.download(self._object_key(version, manifest, entry["path"], where), target)
                 got = digest_file(target)
                 if got.size != entry["size"] or got.sha256 != entry["sha256"]:
                     raise TrajetError(
