@@ -516,3 +516,55 @@ def test_versions_pushed_before_push_folders_still_pull(registry, models, tmp_pa
     registry.backend.put("versions/bad/manifest.json", json.dumps(bad).encode())
     with pytest.raises(TrajetError, match="unsafe objects folder"):
         registry.pull("bad", tmp_path / "bad")
+
+
+def _crafted(registry, models, version: str, extra_file: dict | None = None, **changes) -> None:
+    """A manifest written by hand for `version`, over v1's real objects, with one entry or field changed."""
+    good = registry.manifest("v1")
+    manifest = dict(good, version=version, **changes)
+    if extra_file is not None:
+        manifest["files"] = good["files"] + [extra_file]
+    registry.backend.put(f"versions/{version}/manifest.json", json.dumps(manifest).encode())
+
+
+@pytest.mark.parametrize(
+    "damage, reason",
+    [
+        ("corrupt", r"model\.safetensors.*sha256"),
+        ("missing", r"tokenizer\.json.*missing"),
+        ("pickle", r"pickle"),
+        ("unsafe", r"unsafe file path"),
+        ("no_weights", r"no \*\.safetensors"),
+    ],
+)
+def test_promote_refuses_a_version_that_cannot_be_pulled(registry, models, damage, reason):
+    """The champion pointer must only ever name a model a consumer can pull: promotion checks what pull checks
+    (every file's size and sha256, safetensors only, safe relative paths) and leaves the pointer alone."""
+    registry.push("v1", models["a"], {})
+    registry.promote("v1")
+    before = registry.backend.read("champion.json")
+    sha = "0" * 64
+    if damage in ("corrupt", "missing"):
+        registry.push("v2", models["b"], {})
+        key = object_key(registry, "v2", "model.safetensors" if damage == "corrupt" else "tokenizer.json")
+        if damage == "corrupt":
+            data = bytearray(registry.backend.read(key)[0])
+            data[-1] ^= 0xFF  # same size: only the checksum tells
+            registry.backend.put(key, bytes(data))
+        elif isinstance(registry.backend, LocalBackend):
+            registry.backend._path(key).unlink()
+        else:
+            registry.backend.client.delete_object(Bucket=registry.backend.bucket, Key=registry.backend._key(key))
+    elif damage == "pickle":
+        _crafted(registry, models, "v2", {"path": "pytorch_model.bin", "size": 1, "sha256": sha})
+    elif damage == "unsafe":
+        _crafted(registry, models, "v2", {"path": "../../champion.json", "size": 1, "sha256": sha})
+    else:
+        manifest = registry.manifest("v1")
+        _crafted(registry, models, "v2", files=[f for f in manifest["files"] if not f["path"].endswith(".safetensors")])
+    with pytest.raises(TrajetError, match=reason) as caught:
+        registry.promote("v2")
+    message = str(caught.value)
+    assert message.startswith("cannot promote v2") and "\n" not in message, message
+    assert registry.backend.read("champion.json") == before
+    assert [r["version"] for r in registry.history()] == ["v1"]

@@ -334,11 +334,11 @@ def test_bad_champion_is_kept_out_and_reported(server, tiny_models, tmp_path, ex
         weights.write_bytes(bytes(data))
     elif damage == "missing_file":
         next(p for p in stored if p.name == "tokenizer.json").unlink()
-    if damage == "pointer_mismatch":  # a pointer whose manifest hash is not v2's manifest: written by hand
-        pointer = {**service.registry.champion(), "version": "v2", "manifest_sha256": "0" * 64}
-        (tmp_path / "registry" / "champion.json").write_text(json.dumps(pointer))
-    else:
-        service.registry.promote("v2")
+    # Written by hand: `promote` itself refuses a damaged version, so this is storage damaged after promotion
+    # (or, for pointer_mismatch, a pointer whose manifest hash is not v2's manifest).
+    sha = "0" * 64 if damage == "pointer_mismatch" else service.registry.manifest_sha256("v2")
+    pointer = {**service.registry.champion(), "version": "v2", "manifest_sha256": sha}
+    (tmp_path / "registry" / "champion.json").write_text(json.dumps(pointer))
 
     with httpx.Client(base_url=url) as client:
         health = _wait_for(
@@ -370,7 +370,9 @@ def test_rollback_away_from_a_bad_champion_clears_the_error(server, tiny_models,
     url, service = server
     service.registry.push("v2", tiny_models["departures"], {"metrics": METRICS})
     next(p for p in _registry_files(tmp_path / "registry", "v2") if p.name == "config.json").write_text("{}")
-    service.registry.promote("v2")
+    pointer = {**service.registry.champion(), "version": "v2", "previous": "v1", "history": ["v1"],
+               "manifest_sha256": service.registry.manifest_sha256("v2")}  # damaged after its promotion
+    (tmp_path / "registry" / "champion.json").write_text(json.dumps(pointer))
     _wait_for(lambda: service.health()["last_load_error"] is not None, what="the load error")
     assert "checksum mismatch" in service.health()["last_load_error"]["error"]
     service.registry.rollback()

@@ -654,6 +654,34 @@ class Registry:
             )
         return sha256_bytes(raw)
 
+    def _checked_pullable(self, version: str, action: str) -> str:
+        """The manifest sha256 of a version a pull would accept: its manifest parses and names it, every path is
+        safe and not a pickle, it has safetensors weights, and every stored object has the listed size and
+        sha256 (the server's SHA-256 checksum, else a read-back). The pointer must never name anything less."""
+        raw = self._manifest_raw(check_version_name(version))
+        if raw is None:
+            raise TrajetError(
+                f"cannot {action} {version}: {self.uri} has no manifest for it "
+                "(never pushed, or its push did not finish)"
+            )
+        where = self.backend.key_uri(self._manifest_key(version))
+        try:
+            manifest = self._parse(raw, where)
+            if manifest.get("version") != version:
+                raise TrajetError(f"{where}: manifest names version {manifest.get('version')!r}")
+            files = manifest_files(manifest, where)
+            if not any(str(f["path"]).endswith(".safetensors") for f in files):
+                raise TrajetError(f"{where}: lists no *.safetensors weights")
+            for entry in files:
+                key = self._object_key(version, manifest, entry["path"], where)
+                problem = self.backend.verify(key, FileDigest(entry["size"], entry["sha256"], ""))
+                if problem:
+                    raise TrajetError(f"{self.backend.key_uri(key)} does not match the manifest ({problem})")
+        except TrajetError as exc:
+            text = " ".join(str(exc).split())
+            raise TrajetError(f"cannot {action} {version}: {text}; a pull would refuse it, nothing was changed") from None
+        return sha256_bytes(raw)
+
     def promote(self, version: str, *, expected: str | None | Any = _READ_CURRENT) -> dict[str, Any]:
         """Makes `version` the champion by compare-and-swap on champion.json.
 
@@ -661,7 +689,7 @@ class Registry:
         by default, whatever is read now. If another promotion lands in between, this one fails and
         changes nothing.
         """
-        manifest_sha = self._checked_manifest_sha(version, "promote")
+        manifest_sha = self._checked_pullable(version, "promote")
         current, etag = self._read_pointer()
         current_version = current.get("version") if current else None
         if expected is not _READ_CURRENT and expected != current_version:
@@ -698,7 +726,7 @@ class Registry:
         target = history[0]
         pointer = {
             "version": target,
-            "manifest_sha256": self._checked_manifest_sha(target, "roll back to"),
+            "manifest_sha256": self._checked_pullable(target, "roll back to"),
             "promoted_at": utc_now(),
             "previous": history[1] if len(history) > 1 else None,
             "history": history[1:],
