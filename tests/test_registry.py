@@ -568,3 +568,166 @@ def test_promote_refuses_a_version_that_cannot_be_pulled(registry, models, damag
     assert message.startswith("cannot promote v2") and "\n" not in message, message
     assert registry.backend.read("champion.json") == before
     assert [r["version"] for r in registry.history()] == ["v1"]
+
+
+# ------------------------------------------------------------------------------------------ faults
+
+
+def test_a_killed_pull_leaves_a_partial_folder_that_the_next_pull_removes(registry, models, tmp_path):
+    """kill -9 during a pull leaves its `.<dest>.partial-*` folder; the next pull beside it removes it, but never
+    the folder of a pull still running (it holds a lock on it)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from trajet.config import REPO_ROOT
+
+    registry.push("v1", models["a"], {})
+    deploy = tmp_path / "deploy"
+    deploy.mkdir()
+    code = (
+        "import sys, time; from pathlib import Path; from trajet.registry import open_registry\n"
+        "reg = open_registry(sys.argv[1]); download = reg.backend.download\n"
+        "def slow(key, dest):\n"
+        "    download(key, dest); print('downloading', flush=True); time.sleep(600)\n"
+        "reg.backend.download = slow\n"
+        "reg.pull('v1', Path(sys.argv[2]))\n"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", code, registry.uri, str(deploy / "killed")],
+        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+    )
+    try:
+        assert child.stdout.readline().strip() == "downloading"
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+    leftovers = [p.name for p in deploy.iterdir()]
+    assert len(leftovers) == 1 and leftovers[0].startswith(".killed.partial-"), leftovers
+
+    # a pull in progress in this process, beside it: its partial folder must survive the cleaning
+    started, release = threading.Event(), threading.Event()
+    live = open_registry(registry.uri)
+    download = live.backend.download
+
+    def paused(key, dest):
+        download(key, dest)
+        started.set()
+        release.wait(timeout=60)
+
+    live.backend.download = paused
+    result: dict[str, object] = {}
+    thread = threading.Thread(target=lambda: result.setdefault("path", live.pull("v1", deploy / "live")))
+    thread.start()
+    try:
+        assert started.wait(timeout=30)
+        registry.pull("v1", deploy / "next")
+        names = sorted(p.name for p in deploy.iterdir())
+        assert not any(n.startswith(".killed.partial-") for n in names), names
+        assert any(n.startswith(".live.partial-") for n in names), names
+    finally:
+        release.set()
+        thread.join(timeout=60)
+    assert sorted(p.name for p in deploy.iterdir()) == ["live", "next"]
+    pulled = files_of(deploy / "live")
+    pulled.pop("manifest.json")
+    assert pulled == files_of(models["a"])
+
+
+@pytest.fixture
+def hung_endpoint():
+    """A TCP server that accepts connections and never answers (a hung S3 endpoint or proxy)."""
+    import socket
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    conns = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            with contextlib.suppress(OSError):
+                conns.append(server.accept()[0])
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.getsockname()[1]}"
+    stop.set()
+    thread.join(timeout=5)
+    for conn in conns:
+        conn.close()
+    server.close()
+
+
+def test_a_hung_s3_endpoint_fails_in_seconds_naming_the_endpoint(hung_endpoint, tmp_path):
+    """Before: 121 s, then "cannot write <local file>". The client has connect/read timeouts and few retries
+    (TRAJET_S3_READ_TIMEOUT / TRAJET_S3_MAX_ATTEMPTS here to keep the test short; defaults are in seconds too)."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from trajet.config import REPO_ROOT
+
+    env = {
+        **os.environ, "PYTHONPATH": str(REPO_ROOT), "AWS_ENDPOINT_URL": hung_endpoint,
+        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": str(tmp_path / "none"), "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+        "TRAJET_S3_READ_TIMEOUT": "1", "TRAJET_S3_MAX_ATTEMPTS": "2",
+    }
+    env.pop("AWS_PROFILE", None)
+    started = time.monotonic()
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "trajet", "model", "pull", "champion", "--dest", str(tmp_path / "m"),
+             "--registry", "s3://hung-bucket/models"],
+            capture_output=True, text=True, env=env, timeout=40, check=False,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("the pull from a hung endpoint was still waiting after 40 s")
+    took = time.monotonic() - started
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert done.returncode == 2 and len(lines) == 1, done.stderr
+    assert hung_endpoint in lines[0] and "timeout" in lines[0].lower() and "cannot write" not in lines[0]
+    assert took < 30
+
+
+def test_s3_body_that_stops_mid_download_is_a_download_error_not_a_write_error(tmp_path):
+    """Headers arrive, then the body hangs: the error names the object and the endpoint, not the local file."""
+    import socket
+
+    import boto3
+    from botocore.config import Config
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(4)
+    conns = []
+
+    def answer_then_hang() -> None:
+        with contextlib.suppress(OSError):
+            conn = server.accept()[0]
+            conns.append(conn)
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\nETag: \"x\"\r\n\r\n" + b"x" * 1000)
+
+    thread = threading.Thread(target=answer_then_hang, daemon=True)
+    thread.start()
+    endpoint = f"http://127.0.0.1:{server.getsockname()[1]}"
+    client = boto3.session.Session().client(
+        "s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="t", aws_secret_access_key="t",
+        config=Config(read_timeout=1, connect_timeout=1, retries={"max_attempts": 1}, s3={"addressing_style": "path"}),
+    )
+    backend = S3Backend("bucket", "models", client=client)
+    try:
+        with pytest.raises(RegistryError) as caught:
+            backend.download("versions/v1/model.safetensors", tmp_path / "model.safetensors")
+    finally:
+        for conn in conns:
+            conn.close()
+        server.close()
+    message = str(caught.value)
+    assert "cannot write" not in message and endpoint in message and "s3://bucket/models/versions/v1" in message

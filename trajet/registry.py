@@ -333,28 +333,57 @@ class LocalBackend:
         return sorted(keys)
 
 
+# A hung endpoint (accepts, never answers) must fail in seconds, not hold a pull or a champion poll for minutes.
+# The read timeout bounds one wait for bytes, not a whole transfer: a large object streaming slowly is not cut.
+S3_TIMEOUTS = {"TRAJET_S3_CONNECT_TIMEOUT": 5.0, "TRAJET_S3_READ_TIMEOUT": 10.0}
+S3_MAX_ATTEMPTS = 3  # TRAJET_S3_MAX_ATTEMPTS: tries per call, the first included
+
+
+def _env_number(name: str, default: float, minimum: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise TrajetError(f"{name}={raw!r} is not a number") from None
+    if value < minimum:
+        raise TrajetError(f"{name}={raw!r}: must be at least {minimum:g}")
+    return value
+
+
 def s3_client() -> Any:
     """boto3 client from the standard credential chain; AWS_ENDPOINT_URL(_S3) points it at MinIO & co.
 
     Building a client costs ~0.5 s (botocore loads its service models), and clients are thread-safe, so
-    one is kept per endpoint/addressing/profile/key-id combination."""
+    one is kept per endpoint/addressing/profile/key-id/timeouts combination."""
     endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
     style = os.environ.get("TRAJET_S3_ADDRESSING_STYLE") or ("path" if endpoint else "auto")
+    connect, read = (_env_number(name, default, 0.1) for name, default in S3_TIMEOUTS.items())
+    attempts = int(_env_number("TRAJET_S3_MAX_ATTEMPTS", S3_MAX_ATTEMPTS, 1))
     return _cached_s3_client(
-        endpoint, style, os.environ.get("AWS_PROFILE"), os.environ.get("AWS_ACCESS_KEY_ID")
+        endpoint, style, os.environ.get("AWS_PROFILE"), os.environ.get("AWS_ACCESS_KEY_ID"), connect, read, attempts
     )
 
 
 @functools.lru_cache(maxsize=8)
-def _cached_s3_client(endpoint: str | None, style: str, _profile: str | None, _key_id: str | None) -> Any:
+def _cached_s3_client(
+    endpoint: str | None,
+    style: str,
+    _profile: str | None,
+    _key_id: str | None,
+    connect_timeout: float,
+    read_timeout: float,
+    max_attempts: int,
+) -> Any:
     import boto3
     from botocore.config import Config
 
     cfg = Config(
         s3={"addressing_style": style},
-        retries={"mode": "standard", "max_attempts": 5},
-        connect_timeout=10,
-        read_timeout=120,
+        retries={"mode": "standard", "max_attempts": max_attempts},
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
     )
     return boto3.session.Session().client("s3", endpoint_url=endpoint, config=cfg)
 
@@ -376,6 +405,10 @@ class S3Backend:
     def key_uri(self, key: str) -> str:
         return f"s3://{self.bucket}/{self._key(key)}"
 
+    @property
+    def endpoint(self) -> str:
+        return str(getattr(self.client.meta, "endpoint_url", None) or "the default S3 endpoint")
+
     def _call(self, what: str, key: str, fn: Any, **kwargs: Any) -> Any:
         from botocore.exceptions import BotoCoreError, ClientError
 
@@ -395,7 +428,7 @@ class S3Backend:
                 f"S3 {what} {self.key_uri(key)} failed: {code} {err.get('Message', '')}".rstrip()
             ) from exc
         except BotoCoreError as exc:
-            raise RegistryError(f"S3 {what} {self.key_uri(key)} failed: {exc}") from exc
+            raise RegistryError(f"S3 {what} {self.key_uri(key)} at {self.endpoint} failed: {exc}") from exc
 
     def read(self, key: str) -> tuple[bytes, str] | None:
         try:
@@ -473,14 +506,26 @@ class S3Backend:
             resp = self._call("get", key, self.client.get_object, Key=self._key(key))
         except FileNotFoundError as exc:
             raise RegistryError(f"{self.key_uri(key)} is missing") from exc
+        body = resp["Body"]
         try:
-            with open(dest, "wb") as out:
-                for chunk in resp["Body"].iter_chunks(_CHUNK):
-                    out.write(chunk)
+            out = open(dest, "wb")  # noqa: SIM115 - closed below; reading and writing fail apart
         except OSError as exc:
             raise RegistryError(f"cannot write {dest}: {exc.strerror or exc}") from exc
-        except Exception as exc:  # botocore streaming errors (connection dropped mid-body)
-            raise RegistryError(f"S3 download of {self.key_uri(key)} failed: {exc}") from exc
+        with out, contextlib.closing(body):
+            while True:
+                # botocore's timeouts subclass OSError too: a hung body must not read as a local write error.
+                try:
+                    chunk = body.read(_CHUNK)
+                except Exception as exc:
+                    raise RegistryError(
+                        f"S3 download of {self.key_uri(key)} from {self.endpoint} failed: {exc}"
+                    ) from exc
+                if not chunk:
+                    break
+                try:
+                    out.write(chunk)
+                except OSError as exc:
+                    raise RegistryError(f"cannot write {dest}: {exc.strerror or exc}") from exc
 
     def list(self, prefix: str) -> list[str]:
         full = self._key(prefix)
@@ -811,7 +856,9 @@ class Registry:
         if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
             raise TrajetError(f"{dest} already exists and is not empty: pull into a new folder")
         dest.parent.mkdir(parents=True, exist_ok=True)
+        clean_stale_partials(dest.parent)
         tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.partial-", dir=dest.parent))
+        owner = _hold_partial(tmp)
         try:
             for entry in files:
                 target = tmp.joinpath(*entry["path"].split("/"))
@@ -825,13 +872,68 @@ class Registry:
                         f"{entry['sha256'][:16]}...; refused, nothing was written to {dest}"
                     )
             (tmp / MANIFEST).write_bytes(raw)
+            (tmp / PARTIAL_LOCK).unlink()  # still locked through `owner` until the folder has its name
             if dest.exists():
                 dest.rmdir()
             os.rename(tmp, dest)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+        finally:
+            owner.close()
         return dest
+
+
+PARTIAL_LOCK = ".trajet-pull.lock"
+# A partial folder without its lock file is either being born (a few microseconds) or was left by a process
+# killed at that moment: only this old is it removed.
+PARTIAL_UNLOCKED_GRACE_S = 3600.0
+
+
+def _hold_partial(folder: Path) -> Any:
+    """Marks `folder` as a pull in progress: an exclusive flock on a file inside it, released by the kernel
+    when this process ends however it ends. The file is locked before it takes its name, so a cleaner never
+    finds it unlocked while the pull runs."""
+    import fcntl
+
+    staging = folder / f"{PARTIAL_LOCK}.{uuid.uuid4().hex[:8]}"
+    fh = open(staging, "w")  # noqa: SIM115 - held open (locked) until the pull ends
+    fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+    os.rename(staging, folder / PARTIAL_LOCK)
+    return fh
+
+
+def clean_stale_partials(parent: Path) -> list[Path]:
+    """Removes the `.<name>.partial-*` folders that killed pulls left in `parent`; a pull still running holds
+    the lock on its folder and is left alone. Returns what was removed."""
+    import fcntl
+    import time
+
+    removed: list[Path] = []
+    try:
+        folders = [p for p in Path(parent).glob(".*.partial-*") if p.is_dir() and not p.is_symlink()]
+    except OSError:
+        return removed
+    for folder in folders:
+        try:
+            fh = open(folder / PARTIAL_LOCK, "rb")  # noqa: SIM115
+        except FileNotFoundError:
+            with contextlib.suppress(OSError):
+                if time.time() - folder.stat().st_mtime > PARTIAL_UNLOCKED_GRACE_S:
+                    shutil.rmtree(folder, ignore_errors=True)
+                    removed.append(folder)
+            continue
+        except OSError:
+            continue
+        with fh:
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                continue  # a live pull
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+            log.info("removed %s, left by an interrupted pull", folder)
+    return removed
 
 
 def open_registry(uri: str | None = None) -> Registry:
