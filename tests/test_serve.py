@@ -653,3 +653,35 @@ def test_hot_swaps_do_not_leak_models(registry, tmp_path, tiny_models):
     assert service.swaps == swaps + 4
     assert grown_tensors <= 2, f"{grown_tensors} more live tensors after {swaps} swaps"
     assert grown_rss < 20, f"RSS grew by {grown_rss:.1f} MiB over {swaps} swaps"
+
+
+def test_health_degrades_while_the_registry_hangs(registry, tmp_path):
+    """A registry that hangs raises nothing: /health must still say that the champion has not been read for a
+    while (age of the last successful poll, how long the current one has been running), then recover."""
+    from trajet.serve import create_app, serve_in_thread
+
+    service = _service(registry, tmp_path, poll_stale_after=0.5)
+    release = threading.Event()
+    read = service.registry.champion
+
+    def hanging_champion():
+        release.wait(timeout=60)
+        return read()
+
+    with serve_in_thread(create_app(service)) as url, httpx.Client(base_url=url) as client:
+        _wait_for(lambda: client.get("/health").json()["status"] == "ok", what="polls succeeding")
+        service.registry.champion = hanging_champion
+        try:
+            health = _wait_for(
+                lambda: (h := client.get("/health").json())["status"] == "degraded" and h, timeout=5,
+                what="a degraded status while the registry hangs",
+            )
+            assert health["last_poll_age_s"] > 0.5 and health["poll_running_s"] > 0
+            assert "no successful champion poll for" in health["problem"]
+            assert health["version"] == "v1" and health["last_load_error"] is None
+            assert client.post("/predict", json={"text": TEXT}).status_code == 200  # still serving
+        finally:
+            release.set()
+        health = _wait_for(lambda: (h := client.get("/health").json())["status"] == "ok" and h, timeout=5,
+                           what="recovery")
+        assert health["last_poll_age_s"] < 0.5 and health["problem"] is None
