@@ -155,14 +155,18 @@ class Predictor:
             return self._traced(*(inputs[name] for name in _input_names(self.lexicon is not None)))
         return self.model(**inputs).logits
 
-    def _tag_batch(self, batch: Sequence[_Prepared]) -> list[tuple[list[str], list[float]]]:
-        """Per text: a tag and its probability per word, read on each word's first sub-token and decoded
-        under the trip's rules (trajet.decode: well-formed spans, one departure, one arrival)."""
+    def _log_probs(self, batch: Sequence[_Prepared]) -> list[list[list[float]]]:
+        """(batch, length, labels) log-probabilities as lists; a backend without torch replaces this step."""
         import torch
 
         inputs = self._encode_batch(batch)
         with torch.inference_mode():
-            log_probs = torch.log_softmax(self._logits(inputs).float(), dim=-1).tolist()
+            return torch.log_softmax(self._logits(inputs).float(), dim=-1).tolist()
+
+    def _tag_batch(self, batch: Sequence[_Prepared]) -> list[tuple[list[str], list[float]]]:
+        """Per text: a tag and its probability per word, read on each word's first sub-token and decoded
+        under the trip's rules (trajet.decode: well-formed spans, one departure, one arrival)."""
+        log_probs = self._log_probs(batch)
         out = []
         for row, p in enumerate(batch):
             rows = log_probs[row]
