@@ -274,7 +274,10 @@ class ModelService:
     def _load_predictor(self, model_dir: Path) -> "Predictor":
         from trajet.predict import load_predictor
 
-        return load_predictor(model_dir, backend=self.backend, num_threads=self.threads)
+        predictor = load_predictor(model_dir, backend=self.backend, num_threads=self.threads)
+        if predictor.lexicon is not None and predictor.lexicon.fuzzy:
+            predictor.lexicon.build_index()  # at load, not on the requests that come first
+        return predictor
 
     def _load_directory(self, model_dir: Path) -> LoadedModel:
         model_dir = model_dir.resolve()
