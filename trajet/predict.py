@@ -369,13 +369,15 @@ def max_length_of(model_dir: Path, tokenizer: Any) -> int:
     return min(limits)
 
 
-def load_predictor(model_dir: Path, *, backend: str = "torch", batch_size: int = 32, num_threads: int = 0) -> Predictor:
-    """A Predictor for `backend`: `torch` (the model as trained) or `onnx` (ONNX Runtime, dynamic int8)."""
+def load_predictor(model_dir: Path, *, backend: str = "torch", batch_size: int = 32, num_threads: int = 0,
+                   trace: bool = True) -> Predictor:
+    """A Predictor for `backend`: `torch` (the model as trained) or `onnx` (ONNX Runtime, dynamic int8).
+    `trace=False` skips the TorchScript trace, which costs more than it saves for a handful of sentences."""
     if check_backend(backend) == "onnx":
         from trajet.onnx_runtime import OnnxPredictor
 
         return OnnxPredictor.load(model_dir, batch_size=batch_size, num_threads=num_threads)
-    return Predictor.load(model_dir, batch_size=batch_size, num_threads=num_threads)
+    return Predictor.load(model_dir, batch_size=batch_size, num_threads=num_threads, trace=trace)
 
 
 # ---------------------------------------------------------------------------------- CLI helpers
