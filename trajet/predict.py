@@ -242,10 +242,15 @@ _TRACES_LOCK = threading.Lock()
 
 def _trace_key(model: Any, with_types: bool) -> str:
     """What a trace bakes in: the architecture, every config value the forward reads, the inputs it takes."""
-    cfg = model.config.to_dict()
+    config = getattr(model, "config", None)
+    if hasattr(config, "to_dict"):
+        cfg = dict(config.to_dict())
+    else:
+        cfg = dict(vars(config)) if hasattr(config, "__dict__") else {"repr": repr(config)}
     for volatile in ("_name_or_path", "transformers_version", "id2label", "label2id"):
         cfg.pop(volatile, None)
-    return json.dumps([type(model).__qualname__, with_types, cfg], sort_keys=True, default=str)
+    cls = type(model)
+    return json.dumps([cls.__module__, cls.__qualname__, with_types, cfg], sort_keys=True, default=str)
 
 
 def _retrace(template: Any, wrapper: Any) -> Any:
@@ -305,13 +310,14 @@ def trace_model(model: Any, *, with_types: bool) -> Any | None:
             warnings.simplefilter("ignore")
             wrapper = _Logits(model).eval()
             with _TRACES_LOCK:
-                ref = _TRACES.get(key)
-                template = ref() if ref is not None else None
+                refs = _TRACES.get(key)
+                # the very class, not one of the same name (a class made by a function, a reloaded module)
+                template = refs[0]() if refs is not None and refs[1]() is type(model) else None
                 if template is not None:
                     traced = _retrace(template, wrapper)
                 else:
                     traced = torch.jit.trace(wrapper, batch([6, 3]), check_trace=False).eval()
-                _TRACES[key] = weakref.ref(traced)
+                _TRACES[key] = (weakref.ref(traced), weakref.ref(type(model)))
             probe = batch([11, 4, 9])
             same = torch.allclose(traced(*probe), wrapper(*probe), atol=1e-4, rtol=1e-4)
     except Exception:  # noqa: BLE001 - any failure to trace means: run eager, which is always right

@@ -114,8 +114,8 @@ def check_relpath(path: Any, where: str) -> str:
         or "\x00" in path
     ):
         raise TrajetError(f"{where}: unsafe file path {path!r} (absolute paths and '..' are refused)")
-    if path == MANIFEST:
-        raise TrajetError(f"{where}: {MANIFEST} is reserved for the registry's own manifest")
+    if path in (MANIFEST, PARTIAL_LOCK):
+        raise TrajetError(f"{where}: {path} is reserved for the registry's own use")
     return path
 
 
@@ -858,7 +858,11 @@ class Registry:
         dest.parent.mkdir(parents=True, exist_ok=True)
         clean_stale_partials(dest.parent)
         tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.partial-", dir=dest.parent))
-        owner = _hold_partial(tmp)
+        try:
+            owner = _hold_partial(tmp)
+        except OSError as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise RegistryError(f"cannot write {tmp}: {exc.strerror or exc}") from exc
         try:
             for entry in files:
                 target = tmp.joinpath(*entry["path"].split("/"))
