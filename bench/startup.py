@@ -27,10 +27,10 @@ TEXT = "Je veux aller de Paris à Lyon en passant par Dijon"
 
 
 def extract(ref: str, dest: Path) -> Path:
-    """The tree of `ref` (trajet/ is all that runs) in `dest`, without touching the repository's worktrees."""
+    """trajet/ and data/ (the gazetteer) of `ref` in `dest`, without touching the repository's worktrees."""
     archive = dest / "baseline.tar"
     with archive.open("wb") as fh:
-        subprocess.run(["git", "-C", str(REPO), "archive", ref, "trajet"], stdout=fh, check=True)
+        subprocess.run(["git", "-C", str(REPO), "archive", ref, "trajet", "data"], stdout=fh, check=True)
     root = dest / "baseline"
     root.mkdir()
     with tarfile.open(archive) as tar:
