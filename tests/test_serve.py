@@ -624,9 +624,10 @@ def _live_tensors() -> int:
 
 
 def _rss_mib() -> float:
-    import psutil
+    import os
 
-    return psutil.Process().memory_info().rss / 2**20
+    resident_pages = int(Path("/proc/self/statm").read_text().split()[1])
+    return resident_pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 def test_hot_swaps_do_not_leak_models(registry, tmp_path, tiny_models):
