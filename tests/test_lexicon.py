@@ -273,3 +273,37 @@ def test_a_spelling_model_reads_misspelled_context_words_as_meant(tmp_path_facto
     (result,) = predictor.predict([text])
     assert "error" not in result  # offsets still point into the text as typed
     assert all(text[e["start"] : e["end"]] == e["text"] for e in result["entities"])
+
+
+def test_one_slip_lookups_without_the_index_answer_as_the_index_does(monkeypatch):
+    """A command tagging a few sentences does not build the symmetric-delete index (~1 s): its first lookups
+    scan the names of nearby lengths sharing an end. Same answers on slipped names (dropped, added, replaced,
+    swapped letters), multi-word names and ordinary words."""
+    import random
+
+    import trajet.lexicon as lexicon_module
+
+    entries = Lexicon.from_gazetteer().entries
+    names = sorted(" ".join(e) for e in entries)
+    rng = random.Random(7)
+
+    def slip(word: str) -> str:
+        i, kind = rng.randrange(len(word)), rng.randrange(4)
+        if kind == 0:
+            return word[:i] + word[i + 1 :]
+        if kind == 1:
+            return word[:i] + rng.choice("aeéiosz") + word[i:]
+        if kind == 2:
+            return word[:i] + rng.choice("aeéiosz") + word[i + 1 :]
+        return word[:i] + word[i + 1 : i + 2] + word[i : i + 1] + word[i + 2 :]
+
+    queries = [slip(rng.choice(names)).split(" ") for _ in range(1500)]
+    queries += [w.split(" ") for w in ("pour", "dans", "demain", "voudrais", "bonjour", "marseile", "sanit malo")]
+    monkeypatch.setattr(lexicon_module, "SCAN_QUERIES", 10**9)
+    scanning = Lexicon(entries, fuzzy=True)
+    by_scan = [scanning._near(q, 0) for q in queries]
+    assert scanning._by_deletion is None  # the index was never built
+    indexed = Lexicon(entries, fuzzy=True)
+    indexed.build_index()
+    assert [indexed._near(q, 0) for q in queries] == by_scan
+    assert sum(n > 0 for n in by_scan) > 1000

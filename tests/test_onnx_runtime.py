@@ -363,3 +363,27 @@ def test_export_runs_in_a_child_and_a_broken_model_fails_in_one_line(exported, m
     assert export_count() == before
     assert not cache.exists() or not [p for p in os.listdir(cache) if not p.startswith(".")]
     assert not cache.exists() or not [p for p in os.listdir(cache) if p.endswith(".partial")]
+
+
+def test_onnx_predict_imports_neither_torch_nor_transformers(warm_home, model_dir, torch_predictor):
+    """Once the model is exported, `trajet predict --backend onnx` needs tokenizers and onnxruntime only:
+    torch and transformers cost seconds of start-up. Same answer as the torch predictor's on that sentence."""
+    text = "Je veux aller de Paris à Lyon en passant par Dijon"
+    code = (
+        "import json, sys\n"
+        "from trajet.cli import app\n"
+        "try:\n"
+        "    app(['predict', '--backend', 'onnx', '--model', sys.argv[1], sys.argv[2]])\n"
+        "except SystemExit as exc:\n"
+        "    assert not exc.code, exc.code\n"
+        "heavy = sorted(m for m in ('torch', 'transformers') if m in sys.modules)\n"
+        "print(json.dumps({'heavy': heavy}))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "TRAJET_HOME": str(warm_home)}
+    done = subprocess.run([sys.executable, "-c", code, str(model_dir), text], capture_output=True, text=True,
+                          env=env, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    prediction, modules = (json.loads(line) for line in done.stdout.strip().splitlines())
+    assert modules == {"heavy": []}, "the ONNX predict path imported " + ", ".join(modules["heavy"])
+    reference = torch_predictor.predict([text])[0]
+    assert prediction["text"] == text and _spans(prediction) == _spans(reference)

@@ -222,6 +222,16 @@ def test_a_model_that_does_not_trace_faithfully_runs_eager():
     assert trace_model(_toy_model(branch_on_batch_size=True), with_types=False) is None
 
 
+def test_a_live_trace_is_reused_only_by_its_own_class():
+    """Traces are shared between models of one architecture (a hot swap must not register new TorchScript
+    types); a class of the same name and config but other code must get its own trace, or none."""
+    from trajet.predict import trace_model
+
+    alive = trace_model(_toy_model(branch_on_batch_size=False), with_types=False)
+    assert alive is not None
+    assert trace_model(_toy_model(branch_on_batch_size=True), with_types=False) is None
+
+
 def test_tracing_failure_falls_back_to_eager(tiny, monkeypatch):
     import torch
 

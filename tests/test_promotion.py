@@ -58,3 +58,34 @@ def test_decision_against_a_stale_champion_is_refused(model_dirs):
     assert reg.champion()["version"] == "v2"
     with pytest.raises(TrajetError, match="both"):
         gate_and_publish(model_dirs[2], ok, ok, champion_version=None, version="v4", gate_config=GateConfig())
+
+
+def test_cli_promote_of_a_damaged_version_is_one_line_and_changes_nothing(model_dirs, tmp_path):
+    """`trajet model promote` on a version whose stored weights no longer match its manifest: one error line
+    naming the version, the object and the reason; exit status 2 (a usage error); champion.json byte for byte as before."""
+    import os
+    import subprocess
+    import sys
+
+    from trajet.config import REPO_ROOT
+
+    root = tmp_path / "registry"
+    reg = open_registry(str(root))
+    reg.push("v1", model_dirs[0], {})
+    reg.promote("v1")
+    manifest = reg.push("v2", model_dirs[1], {})
+    weights = root / "versions" / "v2" / manifest["objects"] / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    before = (root / "champion.json").read_bytes()
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-m", "trajet", "model", "promote", "v2", "--registry", str(root)],
+        capture_output=True, text=True, env=env, timeout=120, check=False,
+    )
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert done.returncode == 2 and len(lines) == 1, done.stderr
+    assert lines[0].startswith("error: cannot promote v2:") and "model.safetensors" in lines[0]
+    assert "sha256" in lines[0] and "Traceback" not in done.stderr
+    assert (root / "champion.json").read_bytes() == before

@@ -67,6 +67,11 @@ def models(tmp_path_factory) -> dict[str, Path]:
     return {name: write_model(root / name, seed) for seed, name in enumerate(("a", "b", "c"))}
 
 
+def object_key(reg, version: str, path: str) -> str:
+    """The stored key of one file of a version (in the folder its committing push wrote)."""
+    return f"versions/{version}/{reg.manifest(version)['objects']}/{path}"
+
+
 def files_of(folder: Path) -> dict[str, str]:
     return {
         p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
@@ -128,7 +133,10 @@ def test_push_pull_round_trip_verifies_checksums(registry, models, tmp_path):
     assert manifest["snapshot_hash"] == "abc123" and manifest["version"] == "v1"
     assert registry.manifest("v1") == manifest
     stored = registry.backend.list("versions/v1/")
-    assert sorted(stored) == sorted([f"versions/v1/{p}" for p in expected] + ["versions/v1/manifest.json"])
+    assert manifest["objects"].startswith("objects-")  # the folder of the push that committed v1
+    assert sorted(stored) == sorted(
+        [f"versions/v1/{manifest['objects']}/{p}" for p in expected] + ["versions/v1/manifest.json"]
+    )
     assert registry.version_uri("v1").endswith("versions/v1/")
 
     dest = registry.pull("v1", tmp_path / "pulled")
@@ -154,7 +162,7 @@ def test_versions_are_immutable(registry, models, tmp_path):
 
 def test_corrupted_object_is_refused_and_nothing_is_written(registry, models, tmp_path):
     registry.push("v1", models["a"], {})
-    key = "versions/v1/model.safetensors"
+    key = object_key(registry, "v1", "model.safetensors")
     original = registry.backend.read(key)[0]
     tampered = bytes([original[0] ^ 0xFF]) + original[1:]  # same size, one flipped byte
     registry.backend.put(key, tampered)
@@ -214,7 +222,7 @@ def test_errors_mid_push_leave_champion_and_retry_succeeds(registry, models, tmp
         registry.push("v2", models["b"], {})
     assert registry.backend.read("versions/v2/manifest.json") is None
 
-    manifest = registry.push("v2", models["b"], {})  # retry keeps what verified, uploads the rest
+    manifest = registry.push("v2", models["b"], {})  # a retry is a fresh push
     assert {f["path"]: f["sha256"] for f in manifest["files"]} == files_of(models["b"])
     registry.promote("v2")
     pulled = files_of(registry.pull("champion", tmp_path / "champ"))
@@ -448,3 +456,278 @@ def test_missing_bucket_is_a_clear_error(moto_endpoint, monkeypatch):
         open_registry("s3://no-such-bucket-here/models").champion()
     with pytest.raises(TrajetError, match="only s3://"):
         open_registry("gs://bucket/x")
+
+
+def test_two_racing_pushes_of_one_version_commit_one_intact_model(registry, models, tmp_path):
+    """Two writers push different models under one version name at the same moment: one wins and its files are
+    exactly what its manifest lists; the other fails cleanly. Before, the loser overwrote the winner's
+    uncommitted files, and the committed manifest no longer matched them."""
+    rounds = 6
+    for n in range(rounds):
+        version = f"race{n}"
+        barrier = threading.Barrier(2, timeout=30)
+        results: dict[str, object] = {}
+
+        def push(
+            name: str, version: str = version, barrier: threading.Barrier = barrier, results: dict = results
+        ) -> None:
+            reg = open_registry(registry.uri)  # its own Registry, as a second process would have
+            put = reg.backend.put
+
+            def put_in_step(key, source, **kw):  # both writers interleave object by object
+                with contextlib.suppress(threading.BrokenBarrierError):
+                    barrier.wait(timeout=2)
+                return put(key, source, **kw)
+
+            reg.backend.put = put_in_step
+            try:
+                results[name] = reg.push(version, models[name], {})
+            except TrajetError as exc:
+                results[name] = exc
+            finally:
+                barrier.abort()  # the other writer no longer waits for this one
+
+        threads = [threading.Thread(target=push, args=(name,)) for name in ("a", "b")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        winners = [name for name, r in results.items() if isinstance(r, dict)]
+        losers = [r for r in results.values() if isinstance(r, TrajetError)]
+        assert len(winners) == 1 and len(losers) == 1, results
+        assert "already exists" in str(losers[0]) and "\n" not in str(losers[0])
+        pulled = files_of(registry.pull(version, tmp_path / version))
+        pulled.pop("manifest.json")
+        assert pulled == files_of(models[winners[0]]), f"round {n}: the committed version is not {winners[0]}"
+
+
+def test_versions_pushed_before_push_folders_still_pull(registry, models, tmp_path):
+    """Manifests written before each push had its own folder list files beside the manifest; a crafted
+    objects folder that leaves the version is refused."""
+    manifest = registry.push("v1", models["a"], {})
+    old = {k: v for k, v in manifest.items() if k != "objects"} | {"version": "old"}
+    for f in manifest["files"]:
+        registry.backend.put(f"versions/old/{f['path']}", (models["a"] / f["path"]).read_bytes())
+    registry.backend.put("versions/old/manifest.json", json.dumps(old).encode())
+    pulled = files_of(registry.pull("old", tmp_path / "old"))
+    pulled.pop("manifest.json")
+    assert pulled == files_of(models["a"])
+    bad = dict(manifest, version="bad", objects="../v1")
+    registry.backend.put("versions/bad/manifest.json", json.dumps(bad).encode())
+    with pytest.raises(TrajetError, match="unsafe objects folder"):
+        registry.pull("bad", tmp_path / "bad")
+
+
+def _crafted(registry, models, version: str, extra_file: dict | None = None, **changes) -> None:
+    """A manifest written by hand for `version`, over v1's real objects, with one entry or field changed."""
+    good = registry.manifest("v1")
+    manifest = dict(good, version=version, **changes)
+    if extra_file is not None:
+        manifest["files"] = good["files"] + [extra_file]
+    registry.backend.put(f"versions/{version}/manifest.json", json.dumps(manifest).encode())
+
+
+@pytest.mark.parametrize(
+    "damage, reason",
+    [
+        ("corrupt", r"model\.safetensors.*sha256"),
+        ("missing", r"tokenizer\.json.*missing"),
+        ("pickle", r"pickle"),
+        ("unsafe", r"unsafe file path"),
+        ("no_weights", r"no \*\.safetensors"),
+    ],
+)
+def test_promote_refuses_a_version_that_cannot_be_pulled(registry, models, damage, reason):
+    """The champion pointer must only ever name a model a consumer can pull: promotion checks what pull checks
+    (every file's size and sha256, safetensors only, safe relative paths) and leaves the pointer alone."""
+    registry.push("v1", models["a"], {})
+    registry.promote("v1")
+    before = registry.backend.read("champion.json")
+    sha = "0" * 64
+    if damage in ("corrupt", "missing"):
+        registry.push("v2", models["b"], {})
+        key = object_key(registry, "v2", "model.safetensors" if damage == "corrupt" else "tokenizer.json")
+        if damage == "corrupt":
+            data = bytearray(registry.backend.read(key)[0])
+            data[-1] ^= 0xFF  # same size: only the checksum tells
+            registry.backend.put(key, bytes(data))
+        elif isinstance(registry.backend, LocalBackend):
+            registry.backend._path(key).unlink()
+        else:
+            registry.backend.client.delete_object(Bucket=registry.backend.bucket, Key=registry.backend._key(key))
+    elif damage == "pickle":
+        _crafted(registry, models, "v2", {"path": "pytorch_model.bin", "size": 1, "sha256": sha})
+    elif damage == "unsafe":
+        _crafted(registry, models, "v2", {"path": "../../champion.json", "size": 1, "sha256": sha})
+    else:
+        manifest = registry.manifest("v1")
+        _crafted(registry, models, "v2", files=[f for f in manifest["files"] if not f["path"].endswith(".safetensors")])
+    with pytest.raises(TrajetError, match=reason) as caught:
+        registry.promote("v2")
+    message = str(caught.value)
+    assert message.startswith("cannot promote v2") and "\n" not in message, message
+    assert registry.backend.read("champion.json") == before
+    assert [r["version"] for r in registry.history()] == ["v1"]
+
+
+# ------------------------------------------------------------------------------------------ faults
+
+
+def test_a_killed_pull_leaves_a_partial_folder_that_the_next_pull_removes(registry, models, tmp_path):
+    """kill -9 during a pull leaves its `.<dest>.partial-*` folder; the next pull beside it removes it, but never
+    the folder of a pull still running (it holds a lock on it)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from trajet.config import REPO_ROOT
+
+    registry.push("v1", models["a"], {})
+    deploy = tmp_path / "deploy"
+    deploy.mkdir()
+    code = (
+        "import sys, time; from pathlib import Path; from trajet.registry import open_registry\n"
+        "reg = open_registry(sys.argv[1]); download = reg.backend.download\n"
+        "def slow(key, dest):\n"
+        "    download(key, dest); print('downloading', flush=True); time.sleep(600)\n"
+        "reg.backend.download = slow\n"
+        "reg.pull('v1', Path(sys.argv[2]))\n"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", code, registry.uri, str(deploy / "killed")],
+        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+    )
+    try:
+        assert child.stdout.readline().strip() == "downloading"
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+    leftovers = [p.name for p in deploy.iterdir()]
+    assert len(leftovers) == 1 and leftovers[0].startswith(".killed.partial-"), leftovers
+
+    # a pull in progress in this process, beside it: its partial folder must survive the cleaning
+    started, release = threading.Event(), threading.Event()
+    live = open_registry(registry.uri)
+    download = live.backend.download
+
+    def paused(key, dest):
+        download(key, dest)
+        started.set()
+        release.wait(timeout=60)
+
+    live.backend.download = paused
+    result: dict[str, object] = {}
+    thread = threading.Thread(target=lambda: result.setdefault("path", live.pull("v1", deploy / "live")))
+    thread.start()
+    try:
+        assert started.wait(timeout=30)
+        registry.pull("v1", deploy / "next")
+        names = sorted(p.name for p in deploy.iterdir())
+        assert not any(n.startswith(".killed.partial-") for n in names), names
+        assert any(n.startswith(".live.partial-") for n in names), names
+    finally:
+        release.set()
+        thread.join(timeout=60)
+    assert sorted(p.name for p in deploy.iterdir()) == ["live", "next"]
+    pulled = files_of(deploy / "live")
+    pulled.pop("manifest.json")
+    assert pulled == files_of(models["a"])
+
+
+@pytest.fixture
+def hung_endpoint():
+    """A TCP server that accepts connections and never answers (a hung S3 endpoint or proxy)."""
+    import socket
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    conns = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            with contextlib.suppress(OSError):
+                conns.append(server.accept()[0])
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.getsockname()[1]}"
+    stop.set()
+    thread.join(timeout=5)
+    for conn in conns:
+        conn.close()
+    server.close()
+
+
+def test_a_hung_s3_endpoint_fails_in_seconds_naming_the_endpoint(hung_endpoint, tmp_path):
+    """Before: 121 s, then "cannot write <local file>". The client has connect/read timeouts and few retries
+    (TRAJET_S3_READ_TIMEOUT / TRAJET_S3_MAX_ATTEMPTS here to keep the test short; defaults are in seconds too)."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from trajet.config import REPO_ROOT
+
+    env = {
+        **os.environ, "PYTHONPATH": str(REPO_ROOT), "AWS_ENDPOINT_URL": hung_endpoint,
+        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": str(tmp_path / "none"), "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+        "TRAJET_S3_READ_TIMEOUT": "1", "TRAJET_S3_MAX_ATTEMPTS": "2",
+    }
+    env.pop("AWS_PROFILE", None)
+    started = time.monotonic()
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "trajet", "model", "pull", "champion", "--dest", str(tmp_path / "m"),
+             "--registry", "s3://hung-bucket/models"],
+            capture_output=True, text=True, env=env, timeout=40, check=False,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("the pull from a hung endpoint was still waiting after 40 s")
+    took = time.monotonic() - started
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert done.returncode == 2 and len(lines) == 1, done.stderr
+    assert hung_endpoint in lines[0] and "timeout" in lines[0].lower() and "cannot write" not in lines[0]
+    assert took < 30
+
+
+def test_s3_body_that_stops_mid_download_is_a_download_error_not_a_write_error(tmp_path):
+    """Headers arrive, then the body hangs: the error names the object and the endpoint, not the local file."""
+    import socket
+
+    import boto3
+    from botocore.config import Config
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(4)
+    conns = []
+
+    def answer_then_hang() -> None:
+        with contextlib.suppress(OSError):
+            conn = server.accept()[0]
+            conns.append(conn)
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\nETag: \"x\"\r\n\r\n" + b"x" * 1000)
+
+    thread = threading.Thread(target=answer_then_hang, daemon=True)
+    thread.start()
+    endpoint = f"http://127.0.0.1:{server.getsockname()[1]}"
+    client = boto3.session.Session().client(
+        "s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="t", aws_secret_access_key="t",
+        config=Config(read_timeout=1, connect_timeout=1, retries={"max_attempts": 1}, s3={"addressing_style": "path"}),
+    )
+    backend = S3Backend("bucket", "models", client=client)
+    try:
+        with pytest.raises(RegistryError) as caught:
+            backend.download("versions/v1/model.safetensors", tmp_path / "model.safetensors")
+    finally:
+        for conn in conns:
+            conn.close()
+        server.close()
+    message = str(caught.value)
+    assert "cannot write" not in message and endpoint in message and "s3://bucket/models/versions/v1" in message

@@ -56,6 +56,7 @@ BEGINS = (BEGIN, FUZZY_BEGIN)
 PLACE_TYPES = (BEGIN, INSIDE, FUZZY_BEGIN, FUZZY_INSIDE)
 FUZZY_MIN_CHARS = 4  # shorter spans are one slip from too many names (`pour`, `dans`, `ter`)
 FUZZY_MAX_WORDS = 4
+SCAN_QUERIES = 200  # one-slip lookups answered without the index; then it is built (Lexicon._one_slip_candidates)
 ARTICLES = ("le", "la", "les", "l'")
 # Never a place on their own (an article-less variant of `La` or a stray alternate would otherwise be).
 FUNCTION_WORDS = frozenset("le la les l' de du des d' à a au aux en et y".split())
@@ -211,6 +212,9 @@ class Lexicon:
             lengths.setdefault(entry[0], set()).add(len(entry))
         self._lengths = {first: sorted(ls, reverse=True) for first, ls in lengths.items()}
         self._by_deletion: dict[str, list[str]] | None = None
+        self._by_ends: dict[tuple[int, str], list[str]] | None = None
+        self._by_length: dict[int, list[str]] | None = None
+        self._scans = 0
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -296,9 +300,44 @@ class Lexicon:
             self._by_deletion = index
         return self._by_deletion
 
+    def build_index(self) -> None:
+        """Build the one-slip index now (a service, before its first request)."""
+        self._deletion_index()
+
+    def _ends_index(self) -> tuple[dict[tuple[int, str], list[str]], dict[int, list[str]]]:
+        """Names by (length, first two letters), by (length, last two letters), and by length: ~30 ms to build."""
+        if self._by_ends is None or self._by_length is None:
+            ends: dict[tuple[int, str], list[str]] = {}
+            lengths: dict[int, list[str]] = {}
+            for entry in self.entries:
+                key = " ".join(entry)
+                if len(key) < FUZZY_MIN_CHARS:
+                    continue
+                lengths.setdefault(len(key), []).append(key)
+                ends.setdefault((len(key), "^" + key[:2]), []).append(key)
+                ends.setdefault((len(key), key[-2:] + "$"), []).append(key)
+            self._by_ends, self._by_length = ends, lengths
+        return self._by_ends, self._by_length
+
+    def _one_slip_candidates(self, key: str) -> Iterable[str]:
+        """Names that may be one slip from `key`. The symmetric-delete index answers in microseconds but costs
+        ~1 s to build: a command that tags a few sentences would spend most of its time on it. Its first
+        SCAN_QUERIES lookups use the names of nearby lengths sharing the first or last two letters instead: one
+        slip changes at most two neighbouring letters, so from 6 letters on it keeps one of those two ends; a
+        shorter key scans its lengths whole. Either way `_one_slip` decides, so the answers are the same."""
+        if self._by_deletion is None and self._scans < SCAN_QUERIES:
+            self._scans += 1
+            ends, lengths = self._ends_index()
+            sizes = (len(key) - 1, len(key), len(key) + 1)
+            if len(key) < 6:
+                return [name for size in sizes for name in lengths.get(size, ())]
+            return {name for size in sizes for end in ("^" + key[:2], key[-2:] + "$")
+                    for name in ends.get((size, end), ())}
+        index = self._deletion_index()
+        return (name for d in _deletions(key) | {key} for name in index.get(d, ()))
+
     def _near(self, folded: Sequence[str], i: int) -> int:
         """Word count of the longest span starting at word i that is one slip from a known name, 0 if none."""
-        index = self._deletion_index()
         for n in range(min(FUZZY_MAX_WORDS, len(folded) - i), 0, -1):
             span = folded[i : i + n]
             first_ok = span[0] not in self.known_words or (n > 1 and span[0] in ARTICLES)
@@ -307,10 +346,8 @@ class Lexicon:
             key = " ".join(span)
             if len(key) < FUZZY_MIN_CHARS + (n - 1) or any(ch.isdigit() for ch in key):
                 continue
-            for d in _deletions(key) | {key}:
-                for name in index.get(d, ()):
-                    if _one_slip(key, name):
-                        return n
+            if any(_one_slip(key, name) for name in self._one_slip_candidates(key)):
+                return n
         return 0
 
     def word_features(self, words: Sequence[str]) -> list[int]:
@@ -424,9 +461,7 @@ def model_lexicon(model_dir: Path, feature: str | None) -> Lexicon | None:
         raise TrajetError(f"{model_dir}: unknown input features {feature!r} (this Trajet reads {', '.join(FEATURES)})")
     lexicon = Lexicon.load(Path(model_dir), fuzzy=feature in (FUZZY_FEATURE, SPELL_FEATURE),
                            spelling=feature == SPELL_FEATURE)
-    if lexicon.fuzzy:
-        lexicon._deletion_index()  # at load, not on the first request a service answers
-    return lexicon
+    return lexicon  # a service builds the one-slip index at load (Lexicon.build_index), a command when it pays
 
 
 def token_types(features: Sequence[int], word_ids: Sequence[int | None]) -> list[int]:

@@ -28,7 +28,7 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,8 @@ INT8_FILE = "model.int8.onnx"
 META_FILE = "trajet_onnx.json"
 # Bump when the export recipe changes: caches written by an older recipe are then exported again.
 EXPORT_FORMAT = 2
+# Exports record whether the plain `tokenizers` encoding matches transformers' for this model (trajet_onnx.json):
+PLAIN_TOKENIZER_KEYS = ("tokenizer_sha256", "plain_tokenizer")
 PRECISIONS = ("int8", "fp32")
 
 _exports = 0  # exports done by this process (tests check that a cached export is reused)
@@ -279,6 +281,8 @@ def export_model(model_dir: Path, out_dir: Path, *, sha: str | None = None) -> d
         "export_seconds": round(exported_s, 2),
         "total_seconds": round(time.perf_counter() - started, 2),
         "bytes": {FP32_FILE: fp32.stat().st_size, INT8_FILE: int8.stat().st_size},
+        "tokenizer_sha256": tokenizer_sha256(model_dir),
+        "plain_tokenizer": plain_tokenizer_agrees(model_dir),
     }
     (out_dir / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     _exports += 1
@@ -307,6 +311,96 @@ def make_session(path: Path, *, num_threads: int = 0) -> Any:
         return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # a corrupt or foreign file: say which
         raise TrajetError(f"ONNX Runtime cannot load {path}: {exc}") from None
+
+
+# --------------------------------------------------------------------------------------- tokenizer
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+# Sentences the export checks the plain `tokenizers` encoding on, against transformers' own: accents, case,
+# apostrophes, hyphens, digits, punctuation, a word the vocabulary never saw, an emoji.
+_TOKENIZER_PROBES = (
+    "Je veux aller de Paris à Lyon en passant par Dijon",
+    "billet SAINT-ÉTIENNE → Aix-en-Provence, le 12/05 à 8h30 !",
+    "d'Orléans jusqu'à L'Isle-sur-la-Sorgue via Châlons-en-Champagne",
+    "Metz - Lyon par Nancy 🚄 xqzwvk ŒUVRE Ça ß ı",
+)
+
+
+def tokenizer_sha256(model_dir: Path) -> str:
+    """What the plain tokenizer's equivalence was checked for: the tokenizer files, byte for byte."""
+    h = hashlib.sha256()
+    for name in TOKENIZER_FILES:
+        path = Path(model_dir) / name
+        h.update(name.encode() + b"\0")
+        if path.is_file():
+            h.update(path.read_bytes())
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+class _Encoding:
+    """The two things `Predictor` reads from a batch encoding: `["input_ids"]` and `word_ids(row)`."""
+
+    def __init__(self, encodings: list[Any]) -> None:
+        self._encodings = encodings
+
+    def __getitem__(self, key: str) -> list[list[int]]:
+        if key != "input_ids":
+            raise KeyError(key)
+        return [e.ids for e in self._encodings]
+
+    def word_ids(self, row: int) -> list[int | None]:
+        return list(self._encodings[row].word_ids)
+
+
+class PlainTokenizer:
+    """The model's `tokenizer.json` run by the `tokenizers` library alone, for words already split: what a
+    transformers fast tokenizer does for `is_split_into_words=True, truncation=False`, without importing
+    transformers (about 1.3 s) or torch (2 s and more). Used only when the export checked both agree."""
+
+    def __init__(self, model_dir: Path) -> None:
+        from tokenizers import Tokenizer
+
+        model_dir = Path(model_dir)
+        try:
+            self._tok = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+            cfg = json.loads((model_dir / "tokenizer_config.json").read_text(encoding="utf-8"))
+        except Exception as exc:  # noqa: BLE001 - any unreadable tokenizer: the caller falls back
+            raise TrajetError(f"cannot load the tokenizer of {model_dir}: {exc}") from None
+        self._tok.no_truncation()
+        self._tok.no_padding()
+        pad = cfg.get("pad_token")
+        pad = pad.get("content") if isinstance(pad, dict) else pad
+        self.pad_token_id = self._tok.token_to_id(pad) if isinstance(pad, str) else None
+        max_len = cfg.get("model_max_length")
+        self.model_max_length = max_len if isinstance(max_len, int) else None
+
+    def __call__(self, words: list[list[str]], *, is_split_into_words: bool = True,
+                 truncation: bool = False) -> _Encoding:
+        if not is_split_into_words or truncation:
+            raise ValueError("PlainTokenizer encodes pre-split words without truncation only")
+        return _Encoding(self._tok.encode_batch(words, is_pretokenized=True, add_special_tokens=True))
+
+
+def plain_tokenizer_agrees(model_dir: Path) -> bool:
+    """Export-time check (transformers is loaded there anyway): the plain tokenizer gives the same ids, word
+    ids, pad id and length limit as transformers' on the probe sentences, words split as Trajet splits them."""
+    from trajet.phrases import tokenize
+
+    try:
+        plain = PlainTokenizer(model_dir)
+        hf = load_tokenizer(model_dir)
+    except TrajetError:
+        return False
+    words = [[t.text for t in tokenize(text)] for text in _TOKENIZER_PROBES]
+    words.append([w.upper() for w in words[0]])
+    ours, theirs = plain(words), hf(words, is_split_into_words=True, truncation=False)
+    return (
+        ours["input_ids"] == [list(ids) for ids in theirs["input_ids"]]
+        and all(ours.word_ids(i) == list(theirs.word_ids(i)) for i in range(len(words)))
+        and plain.pad_token_id == hf.pad_token_id
+        and plain.model_max_length == getattr(hf, "model_max_length", None)
+    )
 
 
 # --------------------------------------------------------------------------------------- predictor
@@ -348,14 +442,60 @@ class OnnxPredictor(Predictor):
         model_dir = check_model_dir(model_dir)
         files = ensure_onnx(model_dir, cache_root=cache_root)
         session = make_session(files.path(precision), num_threads=num_threads)
-        tokenizer = load_tokenizer(model_dir)
+        tokenizer = PlainTokenizer(model_dir) if _plain_tokenizer_ok(files, model_dir) else load_tokenizer(model_dir)
         cfg = _config_dict(model_dir)
         return cls(session, tokenizer, max_length=max_length_of(model_dir, tokenizer), batch_size=batch_size,
                    id2label=_id2label(model_dir, cfg), files=files, precision=precision,
                    lexicon=model_lexicon(model_dir, cfg.get("trajet_features")))
 
-    def _logits(self, inputs: Mapping[str, Any]) -> Any:
-        import torch
+    def _encode_batch(self, batch: Sequence[Any]) -> dict[str, Any]:
+        """The torch predictor's inputs as int64 numpy arrays: ONNX Runtime needs no torch."""
+        import numpy as np
 
-        out = self.session.run(["logits"], {name: tensor.numpy() for name, tensor in inputs.items()})[0]
-        return torch.from_numpy(out)
+        width = max(len(p.input_ids) for p in batch)
+        pad = self.tokenizer.pad_token_id or 0
+        ids = np.full((len(batch), width), pad, dtype=np.int64)
+        mask = np.zeros((len(batch), width), dtype=np.int64)
+        types = np.zeros((len(batch), width), dtype=np.int64) if self.lexicon is not None else None
+        for row, p in enumerate(batch):
+            ids[row, : len(p.input_ids)] = p.input_ids
+            mask[row, : len(p.input_ids)] = 1
+            if types is not None and p.type_ids is not None:
+                types[row, : len(p.type_ids)] = p.type_ids
+        inputs = {"input_ids": ids, "attention_mask": mask}
+        if types is not None:
+            inputs["token_type_ids"] = types
+        return inputs
+
+    def _logits(self, inputs: Mapping[str, Any]) -> Any:
+        """(batch, length, labels) logits as a float32 numpy array."""
+        return self.session.run(["logits"], {name: _as_numpy(t) for name, t in inputs.items()})[0]
+
+    def _log_probs(self, batch: Sequence[Any]) -> list[list[list[float]]]:
+        import numpy as np
+
+        logits = np.asarray(self._logits(self._encode_batch(batch)), dtype=np.float64)
+        shifted = logits - logits.max(axis=-1, keepdims=True)
+        return (shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))).tolist()
+
+
+def _as_numpy(tensor: Any) -> Any:
+    return tensor.numpy() if hasattr(tensor, "numpy") else tensor
+
+
+def _plain_tokenizer_ok(files: OnnxFiles, model_dir: Path) -> bool:
+    """Whether the export found the plain tokenizer equal to transformers' for these tokenizer files. An export
+    made before that check ran (or for other tokenizer files with the same weights) is checked once here, with
+    transformers, and the answer saved beside the export when the folder is writable."""
+    sha = tokenizer_sha256(model_dir)
+    if files.meta.get("tokenizer_sha256") == sha and isinstance(files.meta.get("plain_tokenizer"), bool):
+        return bool(files.meta["plain_tokenizer"])
+    agrees = plain_tokenizer_agrees(model_dir)
+    meta = {**files.meta, "tokenizer_sha256": sha, "plain_tokenizer": agrees}
+    tmp = files.folder / f".{META_FILE}.{uuid.uuid4().hex[:8]}"
+    try:
+        tmp.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, files.folder / META_FILE)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+    return agrees

@@ -2,13 +2,16 @@
 
 Layout under the registry root (a local folder or ``s3://bucket/prefix``)::
 
-    versions/<version>/...            the HF model directory, file for file
+    versions/<version>/<objects>/...  the HF model directory, file for file, in the folder of the push that
+                                      committed it (the manifest's "objects"; older manifests: versions/<version>/...)
     versions/<version>/manifest.json  size + sha256 of every file, metrics, gate decision, provenance
     champion.json                     pointer: version, manifest sha256, promoted_at, previous champion
     promotions/<timestamp>-<version>.json   append-only history of every pointer move
 
 Why this shape: the manifest is written last and only if absent, so a version either exists completely or
-not at all, and can never be rewritten. The pointer only moves by compare-and-swap on what was read, so
+not at all, and can never be rewritten. Each push writes its files into a folder of its own (never overwriting
+anything), so two writers pushing one version name at once cannot mix their files: the one whose manifest lands
+wins with exactly its files, the other fails. The pointer only moves by compare-and-swap on what was read, so
 two promotions racing cannot both win, and it only ever names a version whose manifest exists. Pulls land
 in a temporary folder and are renamed into place only after every checksum matched, so a consumer never
 sees a half-downloaded or tampered model.
@@ -44,7 +47,8 @@ CHAMPION = "champion"
 # Every one of these is a pickle (or may be): loading it can run arbitrary code. Trajet loads safetensors only.
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
 VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-RESERVED_MANIFEST_KEYS = ("format", "version", "created_at", "files")
+RESERVED_MANIFEST_KEYS = ("format", "version", "created_at", "files", "objects")
+OBJECTS_RE = re.compile(r"^objects-[0-9a-f]{12,64}$")
 _CHUNK = 1 << 20
 log = logging.getLogger(__name__)
 _S3_SINGLE_PUT_LIMIT = 5 * 1024**3
@@ -110,8 +114,8 @@ def check_relpath(path: Any, where: str) -> str:
         or "\x00" in path
     ):
         raise TrajetError(f"{where}: unsafe file path {path!r} (absolute paths and '..' are refused)")
-    if path == MANIFEST:
-        raise TrajetError(f"{where}: {MANIFEST} is reserved for the registry's own manifest")
+    if path in (MANIFEST, PARTIAL_LOCK):
+        raise TrajetError(f"{where}: {path} is reserved for the registry's own use")
     return path
 
 
@@ -313,6 +317,10 @@ class LocalBackend:
         except OSError as exc:
             raise RegistryError(f"cannot copy {self.key_uri(key)}: {exc.strerror or exc}") from exc
 
+    def remove_prefix(self, prefix: str) -> None:
+        """Deletes the folder of an unreferenced push (local registries only)."""
+        shutil.rmtree(self._path(prefix.rstrip("/")), ignore_errors=True)
+
     def list(self, prefix: str) -> list[str]:
         base = self._path(prefix.rstrip("/")) if prefix else self.root
         if not base.is_dir():
@@ -325,28 +333,57 @@ class LocalBackend:
         return sorted(keys)
 
 
+# A hung endpoint (accepts, never answers) must fail in seconds, not hold a pull or a champion poll for minutes.
+# The read timeout bounds one wait for bytes, not a whole transfer: a large object streaming slowly is not cut.
+S3_TIMEOUTS = {"TRAJET_S3_CONNECT_TIMEOUT": 5.0, "TRAJET_S3_READ_TIMEOUT": 10.0}
+S3_MAX_ATTEMPTS = 3  # TRAJET_S3_MAX_ATTEMPTS: tries per call, the first included
+
+
+def _env_number(name: str, default: float, minimum: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise TrajetError(f"{name}={raw!r} is not a number") from None
+    if value < minimum:
+        raise TrajetError(f"{name}={raw!r}: must be at least {minimum:g}")
+    return value
+
+
 def s3_client() -> Any:
     """boto3 client from the standard credential chain; AWS_ENDPOINT_URL(_S3) points it at MinIO & co.
 
     Building a client costs ~0.5 s (botocore loads its service models), and clients are thread-safe, so
-    one is kept per endpoint/addressing/profile/key-id combination."""
+    one is kept per endpoint/addressing/profile/key-id/timeouts combination."""
     endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
     style = os.environ.get("TRAJET_S3_ADDRESSING_STYLE") or ("path" if endpoint else "auto")
+    connect, read = (_env_number(name, default, 0.1) for name, default in S3_TIMEOUTS.items())
+    attempts = int(_env_number("TRAJET_S3_MAX_ATTEMPTS", S3_MAX_ATTEMPTS, 1))
     return _cached_s3_client(
-        endpoint, style, os.environ.get("AWS_PROFILE"), os.environ.get("AWS_ACCESS_KEY_ID")
+        endpoint, style, os.environ.get("AWS_PROFILE"), os.environ.get("AWS_ACCESS_KEY_ID"), connect, read, attempts
     )
 
 
 @functools.lru_cache(maxsize=8)
-def _cached_s3_client(endpoint: str | None, style: str, _profile: str | None, _key_id: str | None) -> Any:
+def _cached_s3_client(
+    endpoint: str | None,
+    style: str,
+    _profile: str | None,
+    _key_id: str | None,
+    connect_timeout: float,
+    read_timeout: float,
+    max_attempts: int,
+) -> Any:
     import boto3
     from botocore.config import Config
 
     cfg = Config(
         s3={"addressing_style": style},
-        retries={"mode": "standard", "max_attempts": 5},
-        connect_timeout=10,
-        read_timeout=120,
+        retries={"mode": "standard", "max_attempts": max_attempts},
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
     )
     return boto3.session.Session().client("s3", endpoint_url=endpoint, config=cfg)
 
@@ -368,6 +405,10 @@ class S3Backend:
     def key_uri(self, key: str) -> str:
         return f"s3://{self.bucket}/{self._key(key)}"
 
+    @property
+    def endpoint(self) -> str:
+        return str(getattr(self.client.meta, "endpoint_url", None) or "the default S3 endpoint")
+
     def _call(self, what: str, key: str, fn: Any, **kwargs: Any) -> Any:
         from botocore.exceptions import BotoCoreError, ClientError
 
@@ -387,7 +428,7 @@ class S3Backend:
                 f"S3 {what} {self.key_uri(key)} failed: {code} {err.get('Message', '')}".rstrip()
             ) from exc
         except BotoCoreError as exc:
-            raise RegistryError(f"S3 {what} {self.key_uri(key)} failed: {exc}") from exc
+            raise RegistryError(f"S3 {what} {self.key_uri(key)} at {self.endpoint} failed: {exc}") from exc
 
     def read(self, key: str) -> tuple[bytes, str] | None:
         try:
@@ -465,14 +506,26 @@ class S3Backend:
             resp = self._call("get", key, self.client.get_object, Key=self._key(key))
         except FileNotFoundError as exc:
             raise RegistryError(f"{self.key_uri(key)} is missing") from exc
+        body = resp["Body"]
         try:
-            with open(dest, "wb") as out:
-                for chunk in resp["Body"].iter_chunks(_CHUNK):
-                    out.write(chunk)
+            out = open(dest, "wb")  # noqa: SIM115 - closed below; reading and writing fail apart
         except OSError as exc:
             raise RegistryError(f"cannot write {dest}: {exc.strerror or exc}") from exc
-        except Exception as exc:  # botocore streaming errors (connection dropped mid-body)
-            raise RegistryError(f"S3 download of {self.key_uri(key)} failed: {exc}") from exc
+        with out, contextlib.closing(body):
+            while True:
+                # botocore's timeouts subclass OSError too: a hung body must not read as a local write error.
+                try:
+                    chunk = body.read(_CHUNK)
+                except Exception as exc:
+                    raise RegistryError(
+                        f"S3 download of {self.key_uri(key)} from {self.endpoint} failed: {exc}"
+                    ) from exc
+                if not chunk:
+                    break
+                try:
+                    out.write(chunk)
+                except OSError as exc:
+                    raise RegistryError(f"cannot write {dest}: {exc.strerror or exc}") from exc
 
     def list(self, prefix: str) -> list[str]:
         full = self._key(prefix)
@@ -573,9 +626,10 @@ class Registry:
     ) -> dict[str, Any]:
         """Uploads a model directory as an immutable version; returns its manifest.
 
-        Files go first, each verified (size + sha256) after upload; the manifest goes last with
-        If-None-Match, so it is the commit point. A failed push leaves no manifest (the version does not
-        exist, nothing can promote it) and can simply be retried: identical files already there are kept.
+        Files go first, into a folder only this push writes, each verified (size + sha256) after upload; the
+        manifest goes last with If-None-Match, so it is the commit point and names that folder. A failed push
+        leaves no manifest (the version does not exist, nothing can promote it) and can simply be retried; a
+        concurrent push of the same name either wins with all its files or fails, never mixing the two.
         """
         check_version_name(version)
         extra = dict(manifest_extra or {})
@@ -585,38 +639,50 @@ class Registry:
         files = scan_model_dir(Path(model_dir))
         if self._manifest_raw(version) is not None:
             raise self._immutable(version)
-        for f in files:
-            self._upload_verified(version, f)
-        manifest = {
-            "format": MANIFEST_FORMAT,
-            "version": version,
-            "created_at": utc_now(),
-            "code_version": code_version(),
-            **extra,
-            "files": [{"path": f.path, "size": f.digest.size, "sha256": f.digest.sha256} for f in files],
-        }
+        objects = f"objects-{uuid.uuid4().hex[:16]}"
+        manifest_sent = False  # once true, the manifest may have landed even if its write raised
         try:
-            self.backend.put(self._manifest_key(version), _dumps(manifest), if_none_match=True)
-        except PreconditionFailed:
-            raise self._immutable(version) from None
+            for f in files:
+                self._upload_verified(f"{VERSIONS}/{version}/{objects}/{f.path}", f)
+            manifest = {
+                "format": MANIFEST_FORMAT,
+                "version": version,
+                "created_at": utc_now(),
+                "code_version": code_version(),
+                **extra,
+                "objects": objects,
+                "files": [{"path": f.path, "size": f.digest.size, "sha256": f.digest.sha256} for f in files],
+            }
+            manifest_sent = True
+            try:
+                self.backend.put(self._manifest_key(version), _dumps(manifest), if_none_match=True)
+            except PreconditionFailed:
+                manifest_sent = False  # another push's manifest won
+                raise self._immutable(version) from None
+        except BaseException:
+            if not manifest_sent:  # nothing references this push's folder
+                self._discard(f"{VERSIONS}/{version}/{objects}/")
+            raise
         return manifest
+
+    def _discard(self, prefix: str) -> None:
+        """Best effort: a local registry drops an unreferenced push folder; S3 keeps it (the registry's IAM
+        policy grants no delete; a lifecycle rule or an operator can remove objects no manifest names)."""
+        remove = getattr(self.backend, "remove_prefix", None)
+        if remove is not None:
+            with contextlib.suppress(OSError, RegistryError):
+                remove(prefix)
 
     def _immutable(self, version: str) -> TrajetError:
         return TrajetError(
             f"version {version} already exists in {self.uri}: versions are immutable, push under a new version"
         )
 
-    def _upload_verified(self, version: str, f: ModelFile) -> None:
-        key = f"{VERSIONS}/{version}/{f.path}"
+    def _upload_verified(self, key: str, f: ModelFile) -> None:
         try:
             self.backend.put(key, f.local, if_none_match=True, digest=f.digest)
         except PreconditionFailed:
-            # Left by an interrupted push: keep it when identical, replace it while the version is uncommitted.
-            if self.backend.verify(key, f.digest) is None:
-                return
-            if self._manifest_raw(version) is not None:
-                raise self._immutable(version) from None
-            self.backend.put(key, f.local, digest=f.digest)
+            raise RegistryError(f"{self.backend.key_uri(key)} already exists: another push used this folder") from None
         problem = self.backend.verify(key, f.digest)
         if problem:
             raise RegistryError(
@@ -633,6 +699,34 @@ class Registry:
             )
         return sha256_bytes(raw)
 
+    def _checked_pullable(self, version: str, action: str) -> str:
+        """The manifest sha256 of a version a pull would accept: its manifest parses and names it, every path is
+        safe and not a pickle, it has safetensors weights, and every stored object has the listed size and
+        sha256 (the server's SHA-256 checksum, else a read-back). The pointer must never name anything less."""
+        raw = self._manifest_raw(check_version_name(version))
+        if raw is None:
+            raise TrajetError(
+                f"cannot {action} {version}: {self.uri} has no manifest for it "
+                "(never pushed, or its push did not finish)"
+            )
+        where = self.backend.key_uri(self._manifest_key(version))
+        try:
+            manifest = self._parse(raw, where)
+            if manifest.get("version") != version:
+                raise TrajetError(f"{where}: manifest names version {manifest.get('version')!r}")
+            files = manifest_files(manifest, where)
+            if not any(str(f["path"]).endswith(".safetensors") for f in files):
+                raise TrajetError(f"{where}: lists no *.safetensors weights")
+            for entry in files:
+                key = self._object_key(version, manifest, entry["path"], where)
+                problem = self.backend.verify(key, FileDigest(entry["size"], entry["sha256"], ""))
+                if problem:
+                    raise TrajetError(f"{self.backend.key_uri(key)} does not match the manifest ({problem})")
+        except TrajetError as exc:
+            text = " ".join(str(exc).split())
+            raise TrajetError(f"cannot {action} {version}: {text}; a pull would refuse it, nothing was changed") from None
+        return sha256_bytes(raw)
+
     def promote(self, version: str, *, expected: str | None | Any = _READ_CURRENT) -> dict[str, Any]:
         """Makes `version` the champion by compare-and-swap on champion.json.
 
@@ -640,7 +734,7 @@ class Registry:
         by default, whatever is read now. If another promotion lands in between, this one fails and
         changes nothing.
         """
-        manifest_sha = self._checked_manifest_sha(version, "promote")
+        manifest_sha = self._checked_pullable(version, "promote")
         current, etag = self._read_pointer()
         current_version = current.get("version") if current else None
         if expected is not _READ_CURRENT and expected != current_version:
@@ -677,7 +771,7 @@ class Registry:
         target = history[0]
         pointer = {
             "version": target,
-            "manifest_sha256": self._checked_manifest_sha(target, "roll back to"),
+            "manifest_sha256": self._checked_pullable(target, "roll back to"),
             "promoted_at": utc_now(),
             "previous": history[1] if len(history) > 1 else None,
             "history": history[1:],
@@ -713,6 +807,15 @@ class Registry:
         return pointer
 
     # ---- pull
+    def _object_key(self, version: str, manifest: dict[str, Any], path: str, where: str) -> str:
+        """Where a manifest's file is stored: in the push's own folder, or beside the manifest (older pushes)."""
+        objects = manifest.get("objects")
+        if objects is None:
+            return f"{VERSIONS}/{version}/{path}"
+        if not isinstance(objects, str) or not OBJECTS_RE.match(objects):
+            raise TrajetError(f"{where}: unsafe objects folder {objects!r}")
+        return f"{VERSIONS}/{version}/{objects}/{path}"
+
     def resolve(self, ref: str) -> tuple[str, bytes]:
         """(version, manifest bytes) for 'champion' or a version; the champion's manifest must still
         hash to what the pointer recorded."""
@@ -753,12 +856,18 @@ class Registry:
         if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
             raise TrajetError(f"{dest} already exists and is not empty: pull into a new folder")
         dest.parent.mkdir(parents=True, exist_ok=True)
+        clean_stale_partials(dest.parent)
         tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.partial-", dir=dest.parent))
+        try:
+            owner = _hold_partial(tmp)
+        except OSError as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise RegistryError(f"cannot write {tmp}: {exc.strerror or exc}") from exc
         try:
             for entry in files:
                 target = tmp.joinpath(*entry["path"].split("/"))
                 target.parent.mkdir(parents=True, exist_ok=True)
-                self.backend.download(f"{VERSIONS}/{version}/{entry['path']}", target)
+                self.backend.download(self._object_key(version, manifest, entry["path"], where), target)
                 got = digest_file(target)
                 if got.size != entry["size"] or got.sha256 != entry["sha256"]:
                     raise TrajetError(
@@ -767,13 +876,68 @@ class Registry:
                         f"{entry['sha256'][:16]}...; refused, nothing was written to {dest}"
                     )
             (tmp / MANIFEST).write_bytes(raw)
+            (tmp / PARTIAL_LOCK).unlink()  # still locked through `owner` until the folder has its name
             if dest.exists():
                 dest.rmdir()
             os.rename(tmp, dest)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+        finally:
+            owner.close()
         return dest
+
+
+PARTIAL_LOCK = ".trajet-pull.lock"
+# A partial folder without its lock file is either being born (a few microseconds) or was left by a process
+# killed at that moment: only this old is it removed.
+PARTIAL_UNLOCKED_GRACE_S = 3600.0
+
+
+def _hold_partial(folder: Path) -> Any:
+    """Marks `folder` as a pull in progress: an exclusive flock on a file inside it, released by the kernel
+    when this process ends however it ends. The file is locked before it takes its name, so a cleaner never
+    finds it unlocked while the pull runs."""
+    import fcntl
+
+    staging = folder / f"{PARTIAL_LOCK}.{uuid.uuid4().hex[:8]}"
+    fh = open(staging, "w")  # noqa: SIM115 - held open (locked) until the pull ends
+    fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+    os.rename(staging, folder / PARTIAL_LOCK)
+    return fh
+
+
+def clean_stale_partials(parent: Path) -> list[Path]:
+    """Removes the `.<name>.partial-*` folders that killed pulls left in `parent`; a pull still running holds
+    the lock on its folder and is left alone. Returns what was removed."""
+    import fcntl
+    import time
+
+    removed: list[Path] = []
+    try:
+        folders = [p for p in Path(parent).glob(".*.partial-*") if p.is_dir() and not p.is_symlink()]
+    except OSError:
+        return removed
+    for folder in folders:
+        try:
+            fh = open(folder / PARTIAL_LOCK, "rb")  # noqa: SIM115
+        except FileNotFoundError:
+            with contextlib.suppress(OSError):
+                if time.time() - folder.stat().st_mtime > PARTIAL_UNLOCKED_GRACE_S:
+                    shutil.rmtree(folder, ignore_errors=True)
+                    removed.append(folder)
+            continue
+        except OSError:
+            continue
+        with fh:
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                continue  # a live pull
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+            log.info("removed %s, left by an interrupted pull", folder)
+    return removed
 
 
 def open_registry(uri: str | None = None) -> Registry:

@@ -191,11 +191,15 @@ class ModelService:
         batch_texts: int = 64,
         backend: str = "torch",
         threads: int = 0,
+        poll_stale_after: float | None = None,
     ) -> None:
         from trajet.backends import check_backend
 
         if poll_interval <= 0:
             raise TrajetError(f"poll interval must be positive, got {poll_interval}")
+        # A hung registry raises nothing for a while: past this age of the last successful champion read,
+        # /health says degraded (3 missed polls, at least a minute by default).
+        self.poll_stale_after = poll_stale_after if poll_stale_after is not None else max(3 * poll_interval, 60.0)
         self.backend = check_backend(backend)  # every model this service loads, hot-swapped ones too
         self.threads = max(0, threads)
         self.model_ref = model_ref
@@ -211,6 +215,9 @@ class ModelService:
         self._poller: threading.Thread | None = None
         self.last_poll: str | None = None
         self.last_poll_error: str | None = None
+        self._last_poll_ok: float | None = None  # monotonic time of the last successful champion read
+        self._poll_started: float | None = None  # monotonic start of the poll running now
+        self._loading: str | None = None  # the version being pulled and loaded now
         self.champion_version: str | None = None
         self.last_load_error: LoadError | None = None
         self._failed_key: str | None = None
@@ -240,6 +247,7 @@ class ModelService:
         elif self.model_ref == CHAMPION:
             pointer = self.registry.champion()
             self.last_poll = _now()
+            self._last_poll_ok = time.monotonic()
             if pointer is None:
                 raise TrajetError(
                     f"registry {self.registry_uri} has no champion yet: promote a version first "
@@ -266,7 +274,10 @@ class ModelService:
     def _load_predictor(self, model_dir: Path) -> "Predictor":
         from trajet.predict import load_predictor
 
-        return load_predictor(model_dir, backend=self.backend, num_threads=self.threads)
+        predictor = load_predictor(model_dir, backend=self.backend, num_threads=self.threads)
+        if predictor.lexicon is not None and predictor.lexicon.fuzzy:
+            predictor.lexicon.build_index()  # at load, not on the requests that come first
+        return predictor
 
     def _load_directory(self, model_dir: Path) -> LoadedModel:
         model_dir = model_dir.resolve()
@@ -326,6 +337,16 @@ class ModelService:
 
     def poll_once(self) -> bool:
         """Read the champion pointer; load and swap when it names another version. True when swapped."""
+        with self._state_lock:
+            self._poll_started = time.monotonic()
+        try:
+            return self._poll()
+        finally:
+            with self._state_lock:
+                self._poll_started = None
+                self._loading = None
+
+    def _poll(self) -> bool:
         try:
             pointer = self.registry.champion()
         except Exception as exc:  # registry unreachable: keep serving, say so on /health
@@ -337,6 +358,7 @@ class ModelService:
         with self._state_lock:
             self.last_poll = _now()
             self.last_poll_error = None
+            self._last_poll_ok = time.monotonic()
         if pointer is None:
             return False
         try:
@@ -356,6 +378,8 @@ class ModelService:
         if key == self._failed_key and time.monotonic() - self._failed_at < self.retry_interval:
             return False
         log.info("champion is now %s: loading it in the background", version)
+        with self._state_lock:
+            self._loading = version
         try:
             model = self._load_version(version, pointer)
         except Exception as exc:
@@ -406,13 +430,34 @@ class ModelService:
         model = self.current
         return model.version, model.runner.run(model.predictor, texts, self.batch_texts)
 
+    def _poll_problem(self, now: float) -> tuple[float | None, float | None, str | None]:
+        """(age of the last successful champion read, seconds the running poll has taken, what is wrong)."""
+        age = None if self._last_poll_ok is None else now - self._last_poll_ok
+        running = None if self._poll_started is None else now - self._poll_started
+        if not self.follows_champion:
+            return age, running, None
+        problem = None
+        if age is not None and age > self.poll_stale_after and self._loading is None:
+            problem = f"no successful champion poll for {age:.0f} s (limit {self.poll_stale_after:g} s)"
+            if running is not None:
+                problem += f"; the current poll of {self.registry_uri} has been waiting for {running:.0f} s"
+            if self.last_poll_error:
+                problem += f"; last error: {self.last_poll_error}"
+        elif self.last_poll_error:
+            problem = f"champion poll failed: {self.last_poll_error}"
+        return age, running, problem
+
     def health(self) -> dict[str, Any]:
         model = self._current
         with self._state_lock:
             load_error = self.last_load_error
-            degraded = load_error is not None or self.last_poll_error is not None
+            age, running, problem = self._poll_problem(time.monotonic())
+            if problem is None and load_error is not None:
+                problem = f"champion {load_error.version} failed to load: {load_error.error}"
+            degraded = problem is not None
             return {
                 "status": "unavailable" if model is None else ("degraded" if degraded else "ok"),
+                "problem": problem,
                 "version": model.version if model else None,
                 "backend": self.backend,
                 "model_ref": self.model_ref,
@@ -420,6 +465,10 @@ class ModelService:
                 "champion_version": self.champion_version,
                 "loaded_at": model.loaded_at if model else None,
                 "last_poll": self.last_poll,
+                "last_poll_age_s": None if age is None else round(age, 3),
+                "poll_running_s": None if running is None else round(running, 3),
+                "poll_stale_after_s": self.poll_stale_after,
+                "loading": self._loading,
                 "last_poll_error": self.last_poll_error,
                 "last_load_error": load_error.to_dict() if load_error else None,
                 "poll_interval_s": self.poll_interval,
