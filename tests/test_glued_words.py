@@ -185,3 +185,19 @@ def test_new_gazetteer_files_refuse_bad_rows_by_file_and_line(tmp_path):
     words_file.write_text("# comment\npardon\nAvion\n", encoding="utf-8")
     with pytest.raises(TrajetError, match=r"whole_words.txt:3: expected one folded"):
         _whole_words(str(words_file))
+
+
+def test_the_splitter_cache_gives_the_built_splitter_and_survives_a_broken_file(_trajet_home):
+    from trajet.lexicon import gazetteer_splitter
+    from trajet.phrases import _cached_splitter
+
+    built = gazetteer_splitter()
+    first = _cached_splitter()  # builds and writes the cache
+    [cache] = (_trajet_home / "cache").glob("word-splitter-*.json")
+    again = _cached_splitter()  # reads it
+    for s in (first, again):
+        assert (s.names, s.glued, s.whole) == (built.names, built.glued, built.whole)
+    assert again.split("deLyon") == built.split("deLyon") == [(0, 2), (2, 6)]
+    cache.write_text("{not json", encoding="utf-8")
+    rebuilt = _cached_splitter()
+    assert rebuilt.names == built.names and json.loads(cache.read_text(encoding="utf-8"))["glued"]

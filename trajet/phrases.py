@@ -166,16 +166,47 @@ _DEFAULT_SPLITTERS: dict[str | None, WordSplitter] = {}
 
 
 def default_splitter() -> WordSplitter:
-    """The splitter of the gazetteer in data/places, built once per process (~1.5 s). Ingestion, training,
-    the generator's checks and every predictor (torch, ONNX, the service) split with it, so one checkout reads
+    """The splitter of the gazetteer in data/places, built once per process. Ingestion, training, the
+    generator's checks and every predictor (torch, ONNX, the service) split with it, so one checkout reads
     words one way everywhere. Keyed by TRAJET_DATA_DIR itself: resolving the folder on every call cost more than
     tokenizing."""
     key = os.environ.get("TRAJET_DATA_DIR")
     splitter = _DEFAULT_SPLITTERS.get(key)
     if splitter is None:
-        from trajet.lexicon import gazetteer_splitter
+        splitter = _DEFAULT_SPLITTERS[key] = _cached_splitter()
+    return splitter
 
-        splitter = _DEFAULT_SPLITTERS[key] = gazetteer_splitter()
+
+def _cached_splitter() -> WordSplitter:
+    """Building the splitter from data/places takes ~1 s, most of a one-sentence `trajet predict --backend onnx`:
+    its name sets are kept in TRAJET_HOME/cache under a key of the places files' names, sizes and times, and read
+    back in a few tens of milliseconds. A cache that cannot be read or written is rebuilt, never an error."""
+    import hashlib
+
+    from trajet import config
+    from trajet.lexicon import gazetteer_splitter
+
+    folder = config.data_dir() / "places"
+    h = hashlib.sha256(b"word-splitter-v1")
+    for path in sorted(folder.glob("*")):
+        if path.is_file() and path.suffix in (".tsv", ".txt"):
+            st = path.stat()
+            h.update(f"{path.name}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+    cache = config.home() / "cache" / f"word-splitter-{h.hexdigest()[:16]}.json"
+    try:
+        sets = json.loads(cache.read_text(encoding="utf-8"))
+        return WordSplitter(sets["names"], sets["whole"], sets["glued"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    splitter = gazetteer_splitter()
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"names": sorted(splitter.names), "glued": sorted(splitter.glued),
+                                   "whole": sorted(splitter.whole)}), encoding="utf-8")
+        os.replace(tmp, cache)
+    except OSError:
+        pass
     return splitter
 
 
