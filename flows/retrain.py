@@ -84,7 +84,7 @@ def comparison_rows(candidate: dict[str, Any], champion: dict[str, Any] | None) 
         delta = None if cand is None or champ is None else cand - champ
         rows.append({"set": split, "metric": metric, "candidate": fmt(cand), "champion": fmt(champ), "delta": fmt(delta)})
 
-    for split in ("test", "challenge"):
+    for split in ("test", "written", "challenge"):
         cand_report = candidate.get(split)
         champ_report = (champion or {}).get(split)
         if not cand_report:

@@ -193,7 +193,7 @@ def _score_rows(candidate: Mapping[str, Any] | None, champion: Mapping[str, Any]
     rows = []
     metrics = [("macro F1", ("macro", "f1")), *((f"{e} F1", ("per_entity", e, "f1")) for e in ENTITIES),
                ("micro F1", ("micro", "f1")), ("exact match", ("exact_match",))]
-    for split in ("test", "challenge"):
+    for split in ("test", "written", "challenge"):
         cand_report = _get(candidate, split)
         if not cand_report:
             continue

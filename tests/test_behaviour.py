@@ -256,3 +256,20 @@ def test_full_evaluation_runs_the_suite_for_the_gate(tiny):
     decision = decide(first, again, GateConfig(min_f1=0.0, min_behaviour_pass_rate=0.0))
     rules = {r.name: r for r in decision.rules}
     assert rules["same_behaviour_suite"].passed and len([n for n in rules if n.startswith("behaviour:")]) == 23
+
+
+def test_full_evaluation_scores_the_phrases_people_wrote_apart(tiny):
+    from tests.train_fixtures import make_phrases
+    from trajet.evaluate import evaluate_model, full_evaluation
+    from trajet.phrases import Phrase
+    from trajet.predict import Predictor
+
+    predictor = Predictor.load(tiny["model"])
+    generated = [Phrase(p.text, p.entities, {**p.meta, "pattern": "fixture"}) for p in make_phrases(12, seed=5)]
+    written = [Phrase(p.text, p.entities, {"group": "question", "source": "handwritten/batch_01"})
+               for p in make_phrases(8, seed=6)]
+    report = full_evaluation(predictor, generated + written, None)
+    assert report["test"]["n_sentences"] == 20
+    assert report["written"]["n_sentences"] == 8
+    assert report["written"]["micro"] == evaluate_model(predictor, written)["micro"]
+    assert full_evaluation(predictor, generated, None)["written"] is None

@@ -159,12 +159,15 @@ def full_evaluation(
     behaviour_n: int | None = None,
 ) -> dict[str, Any]:
     """Test split, challenge set and (with `behaviour_n` sentences per test) the behavioural suite, with one
-    model load. Without it, `behaviour` is None and the gate skips its behaviour rules, saying so."""
+    model load. Without it, `behaviour` is None and the gate skips its behaviour rules, saying so. `written` is
+    the test split's share that people wrote (no generator `pattern`): what the night's new annotations say."""
     from trajet.predict import Predictor
 
     predictor = model if isinstance(model, Predictor) else Predictor.load(Path(model))
+    written = [p for p in test if "pattern" not in p.meta]
     return {
         "test": evaluate_model(predictor, test),
+        "written": evaluate_model(predictor, written) if written else None,
         "challenge": evaluate_model(predictor, challenge) if challenge else None,
         "behaviour": behaviour_evaluation(predictor, behaviour_n) if behaviour_n else None,
     }
