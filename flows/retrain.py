@@ -21,6 +21,7 @@ from prefect.states import Completed
 
 from flows._common import DatabaseUrl, fmt, resolve_database, secret_free, utc_stamp
 from flows.preflight import base_preflight_task
+from flows.story import dig as get
 from flows.story import drops_first, registry_address, run_stamp, tell_retrain, training_line
 from flows.story import gate_markdown as _gate_markdown
 from flows.tasks import (
@@ -89,14 +90,6 @@ def comparison_rows(candidate: dict[str, Any], champion: dict[str, Any] | None) 
         champ_report = (champion or {}).get(split)
         if not cand_report:
             continue
-
-        def get(report: dict | None, *path: str) -> float | None:
-            node: Any = report
-            for key in path:
-                if not isinstance(node, dict) or key not in node:
-                    return None
-                node = node[key]
-            return node
 
         add(split, "micro F1", get(cand_report, "micro", "f1"), get(champ_report, "micro", "f1"))
         add(split, "macro F1", get(cand_report, "macro", "f1"), get(champ_report, "macro", "f1"))

@@ -180,7 +180,8 @@ def gate_markdown(decision: Any, champion_version: str | None) -> str:
     return "\n".join(lines)
 
 
-def _get(report: Mapping[str, Any] | None, *path: str) -> Any:
+def dig(report: Mapping[str, Any] | None, *path: str) -> Any:
+    """report[path[0]][path[1]]..., None where a level is missing (older reports lack newer keys)."""
     node: Any = report
     for key in path:
         if not isinstance(node, Mapping) or key not in node:
@@ -194,20 +195,20 @@ def _score_rows(candidate: Mapping[str, Any] | None, champion: Mapping[str, Any]
     metrics = [("macro F1", ("macro", "f1")), *((f"{e} F1", ("per_entity", e, "f1")) for e in ENTITIES),
                ("micro F1", ("micro", "f1")), ("exact match", ("exact_match",))]
     for split in ("test", "written", "challenge"):
-        cand_report = _get(candidate, split)
+        cand_report = dig(candidate, split)
         if not cand_report:
             continue
-        champ_report = _get(champion, split)
+        champ_report = dig(champion, split)
         for label, path in metrics:
-            cand, champ = _get(cand_report, *path), _get(champ_report, *path)
+            cand, champ = dig(cand_report, *path), dig(champ_report, *path)
             delta = None if cand is None or champ is None else cand - champ
             shown = fmt(delta)
             if delta is not None and delta < 0:
                 shown = f"**{shown} drop**"
             rows.append(f"| {split} | {label} | {fmt(cand)} | {fmt(champ)} | {shown} |")
-    if _get(candidate, "behaviour", "overall", "pass_rate") is not None:
-        cand = _get(candidate, "behaviour", "overall", "pass_rate")
-        champ = _get(champion, "behaviour", "overall", "pass_rate")
+    if dig(candidate, "behaviour", "overall", "pass_rate") is not None:
+        cand = dig(candidate, "behaviour", "overall", "pass_rate")
+        champ = dig(champion, "behaviour", "overall", "pass_rate")
         delta = None if champ is None else cand - champ
         shown = f"**{fmt(delta)} drop**" if delta is not None and delta < 0 else fmt(delta)
         rows.append(f"| behaviour | overall pass rate | {fmt(cand)} | {fmt(champ)} | {shown} |")
@@ -251,12 +252,12 @@ def retrain_summary_markdown(
     evaluation = evaluation or {}
     candidate, champion = evaluation.get("candidate"), evaluation.get("champion")
     if candidate:
-        n = _get(candidate, "test", "n_sentences")
+        n = dig(candidate, "test", "n_sentences")
         lines += [
             f"## Candidate vs champion `{champion_before}`" if champion_before else "## Candidate (no champion yet)",
             "",
             ("Both scored in this run on the same test split" if champion else "Scored on the test split")
-            + f" ({number(n)} sentences)" + (" and challenge set." if _get(candidate, "challenge") else "."),
+            + f" ({number(n)} sentences)" + (" and challenge set." if dig(candidate, "challenge") else "."),
             "",
             "| set | metric | candidate | champion | delta |",
             "| --- | --- | ---: | ---: | ---: |",
@@ -360,8 +361,8 @@ def _tell_retrain(
             description=f"promoted champion {serving['version']}: how to pull it",
         )
     add_run_tags(status)
-    candidate_f1 = _get((evaluation or {}).get("candidate"), "test", "macro", "f1")
-    champion_f1 = _get((evaluation or {}).get("champion"), "test", "macro", "f1")
+    candidate_f1 = dig((evaluation or {}).get("candidate"), "test", "macro", "f1")
+    champion_f1 = dig((evaluation or {}).get("champion"), "test", "macro", "f1")
     version = run_id if status in ("promoted", "rejected", "failed") else (champion_before or run_id)
     payload: dict[str, Any] = {
         "version": version,
