@@ -20,7 +20,7 @@ ABSENT = ("seqeval", "datasets", "prefect", "pandas", "sqlalchemy", "great_expec
           "onnxruntime", "sklearn")
 # trajet.lexicon: pure Python (stdlib + trajet.phrases), imported by trajet.train for the gazetteer features.
 TRAJET_ALLOWED = {"trajet", "trajet.labels", "trajet.phrases", "trajet.base", "trajet.config", "trajet.errors",
-                  "trajet.train", "trajet.lexicon"}
+                  "trajet.train", "trajet.lexicon", "trajet.places"}  # places: the word splitter reads the gazetteer
 
 # Runs the script as __main__ with the absent packages made unimportable (and invisible to find_spec, as when
 # they are not installed), then writes every module it loaded.
