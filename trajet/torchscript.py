@@ -29,6 +29,7 @@ from typing import Any
 
 from trajet import config as trajet_config
 from trajet.errors import TrajetError
+from trajet.predict import Predictor
 
 MODEL_FILE = "model.pt"
 META_FILE = "trajet_torchscript.json"
@@ -198,15 +199,26 @@ def export_trace(model_dir: Path, out_dir: Path, key: dict[str, Any]) -> dict[st
     return meta
 
 
+class SavedTracePredictor(Predictor):
+    """`Predictor` whose forward pass is the saved graph; no transformers model behind it."""
+
+    def __init__(self, module: Any, saved: SavedTrace, tokenizer: Any, *, max_length: int, batch_size: int,
+                 id2label: dict[int, str], lexicon: Any) -> None:
+        super().__init__(None, tokenizer, max_length=max_length, batch_size=batch_size, id2label=id2label,
+                         lexicon=lexicon)
+        self._traced = module
+        self.saved_trace = saved
+
+
 def load_saved(model_dir: Path, *, batch_size: int = 32, num_threads: int = 0,
-               cache_root: Path | None = None) -> Any:
-    """A `trajet.predict.Predictor` running the saved trace (exported first when missing or stale); the eager
-    predictor when no faithful trace can be saved. Same preparation, decoding and output as the eager one."""
+               cache_root: Path | None = None) -> Predictor:
+    """A predictor running the saved trace (exported first when missing or stale); the eager predictor when no
+    faithful trace can be saved. Same preparation, decoding and output as the eager one."""
     import torch
 
-    from trajet.onnx_runtime import PlainTokenizer, _config_dict, _id2label
     from trajet.lexicon import model_lexicon
-    from trajet.predict import Predictor, check_model_dir, load_tokenizer, max_length_of
+    from trajet.onnx_runtime import PlainTokenizer, _config_dict, _id2label
+    from trajet.predict import check_model_dir, load_tokenizer, max_length_of
 
     model_dir = check_model_dir(model_dir)
     saved = ensure_saved_trace(model_dir, cache_root=cache_root)
@@ -221,8 +233,6 @@ def load_saved(model_dir: Path, *, batch_size: int = 32, num_threads: int = 0,
         return Predictor.load(model_dir, batch_size=batch_size, num_threads=num_threads, trace=False)
     tokenizer = PlainTokenizer(model_dir) if saved.meta.get("plain_tokenizer") is True else load_tokenizer(model_dir)
     cfg = _config_dict(model_dir)
-    predictor = Predictor(None, tokenizer, max_length=max_length_of(model_dir, tokenizer), batch_size=batch_size,
-                          id2label=_id2label(model_dir, cfg), lexicon=model_lexicon(model_dir, cfg.get("trajet_features")))
-    predictor._traced = module
-    predictor.saved_trace = saved
-    return predictor
+    return SavedTracePredictor(module, saved, tokenizer, max_length=max_length_of(model_dir, tokenizer),
+                               batch_size=batch_size, id2label=_id2label(model_dir, cfg),
+                               lexicon=model_lexicon(model_dir, cfg.get("trajet_features")))
