@@ -5,7 +5,8 @@ Ops call `trajet predict` from scripts and cron, one sentence at a time: what th
 baseline is another commit of this repository (default `main`), extracted with `git archive` into a temporary
 folder and run with the same Python, the same model and the same TRAJET_HOME (so both read one cached ONNX
 export), interleaved run by run so that a machine shared with other work slows both alike. The first run of each
-(backend, code) is a warm-up (ONNX export, file cache) and is not counted. Outputs of both must be identical.
+(backend, code) is a warm-up (ONNX export, the torch path's saved TorchScript trace, file cache) and is not
+counted. Outputs of both must be identical.
 
     python bench/startup.py --model /path/to/model [--runs 7] [--baseline main]
 """

@@ -380,13 +380,19 @@ def max_length_of(model_dir: Path, tokenizer: Any) -> int:
 
 
 def load_predictor(model_dir: Path, *, backend: str = "torch", batch_size: int = 32, num_threads: int = 0,
-                   trace: bool = True) -> Predictor:
+                   trace: bool = True, saved_trace: bool = False) -> Predictor:
     """A Predictor for `backend`: `torch` (the model as trained) or `onnx` (ONNX Runtime, dynamic int8).
-    `trace=False` skips the TorchScript trace, which costs more than it saves for a handful of sentences."""
+    `trace=False` skips the TorchScript trace, which costs more than it saves for a handful of sentences.
+    `saved_trace=True` (torch) runs the trace saved by an earlier call (trajet.torchscript): no transformers
+    import, seconds less start-up for a one-shot command; a service keeps one in-process trace per architecture."""
     if check_backend(backend) == "onnx":
         from trajet.onnx_runtime import OnnxPredictor
 
         return OnnxPredictor.load(model_dir, batch_size=batch_size, num_threads=num_threads)
+    if saved_trace:
+        from trajet.torchscript import load_saved
+
+        return load_saved(model_dir, batch_size=batch_size, num_threads=num_threads)
     return Predictor.load(model_dir, batch_size=batch_size, num_threads=num_threads, trace=trace)
 
 

@@ -112,8 +112,10 @@ def predict(
     if (text is None) == (input_file is None):
         raise TrajetError("give either one TEXT argument or --input FILE (or - for stdin)")
     check_backend(backend)  # before resolve_model may pull the champion
-    # One sentence: tracing the model would cost more than the one forward pass it speeds up.
-    predictor = load_predictor(resolve_model(model), backend=backend, batch_size=batch_size, trace=text is None)
+    # One sentence: tracing the model in-process would cost more than the one forward pass it speeds up; the
+    # trace saved by the first such call is loaded instead (no transformers import).
+    predictor = load_predictor(resolve_model(model), backend=backend, batch_size=batch_size, trace=text is None,
+                               saved_trace=text is not None)
     if text is not None:
         result = predictor.predict([text])[0]
         typer.echo(json.dumps({"text": text, **result}, ensure_ascii=False))
