@@ -191,3 +191,15 @@ def test_a_different_behaviour_suite_refuses_the_comparison():
 def test_a_malformed_behaviour_report_is_a_clear_error():
     with pytest.raises(TrajetError, match="candidate's behaviour report"):
         decide({**GOOD, "behaviour": {"overall": {}}}, None)
+
+
+def test_the_gate_table_shows_counts_as_integers_and_scores_with_decimals():
+    from rich.console import Console
+
+    decision = decide(GOOD, CHAMPION)
+    console = Console(record=True, width=200)
+    console.print(decision.table())
+    text = console.export_text()
+    n = int(by_name(decision)["same_test_set"].value)
+    assert f" {n} " in text and f"{n}.0000" not in text
+    assert "0.9700" in text or "0.9750" in text

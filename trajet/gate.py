@@ -129,7 +129,10 @@ class GateDecision:
 
 
 def _fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:.4f}"
+    """Scores with four decimals; counts (a rule on sentence counts) as the integers they are."""
+    if value is None:
+        return "-"
+    return str(int(value)) if value > 1 and float(value).is_integer() else f"{value:.4f}"
 
 
 def _at_least(value: float | None, threshold: float) -> bool:
