@@ -387,3 +387,17 @@ def test_onnx_predict_imports_neither_torch_nor_transformers(warm_home, model_di
     assert modules == {"heavy": []}, "the ONNX predict path imported " + ", ".join(modules["heavy"])
     reference = torch_predictor.predict([text])[0]
     assert prediction["text"] == text and _spans(prediction) == _spans(reference)
+
+
+def test_a_batch_encoding_lists_its_ids_once():
+    """The predictor reads `input_ids` row by row: rebuilding the whole list on each read made a batch of n
+    sentences cost n^2 (2,000 sentences ran at a third of the speed)."""
+    from trajet.onnx_runtime import _Encoding
+
+    class Enc:
+        def __init__(self, ids):
+            self.ids, self.word_ids = ids, [None, *range(len(ids) - 2), None]
+
+    enc = _Encoding([Enc([0, 5, 2]), Enc([0, 7, 8, 2])])
+    assert enc["input_ids"] is enc["input_ids"]
+    assert enc["input_ids"] == [[0, 5, 2], [0, 7, 8, 2]] and enc.word_ids(1) == [None, 0, 1, None]

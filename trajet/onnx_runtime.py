@@ -343,11 +343,14 @@ class _Encoding:
 
     def __init__(self, encodings: list[Any]) -> None:
         self._encodings = encodings
+        self._ids: list[list[int]] | None = None
 
     def __getitem__(self, key: str) -> list[list[int]]:
         if key != "input_ids":
             raise KeyError(key)
-        return [e.ids for e in self._encodings]
+        if self._ids is None:  # built once: the predictor reads it row by row
+            self._ids = [e.ids for e in self._encodings]
+        return self._ids
 
     def word_ids(self, row: int) -> list[int | None]:
         return list(self._encodings[row].word_ids)
