@@ -13,6 +13,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -278,8 +279,10 @@ def is_elision(token: str) -> bool:
     return bool(_ELISION_RE.match(token))
 
 
+@lru_cache(maxsize=1 << 16)
 def normalise_text(text: str) -> str:
-    """Key for duplicate detection: case, accents, apostrophe style and spacing do not make a new phrase."""
+    """Key for duplicate detection: case, accents, apostrophe style and spacing do not make a new phrase. Also
+    the folded form of every word the lexicon looks up: cached, since requests repeat their words."""
     decomposed = unicodedata.normalize("NFKD", text)
     stripped = "".join(c for c in decomposed if not unicodedata.combining(c))
     stripped = stripped.replace("’", "'").lower()
