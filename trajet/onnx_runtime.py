@@ -143,13 +143,9 @@ def ensure_onnx(model_dir: Path, *, cache_root: Path | None = None) -> OnnxFiles
     tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.partial")
     try:
         meta = _export_in_child(model_dir, tmp, sha=sha)
-        if target.exists():  # stale (other weights, older recipe) or raced by another process
-            raced = _cached(target, sha)
-            if raced is not None:
-                shutil.rmtree(tmp, ignore_errors=True)
-                return raced
-            shutil.rmtree(target, ignore_errors=True)
-        os.replace(tmp, target)
+        raced = install_dir(tmp, target, lambda: _cached(target, sha))
+        if raced is not None:
+            return raced
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -324,6 +320,19 @@ _TOKENIZER_PROBES = (
     "d'Orléans jusqu'à L'Isle-sur-la-Sorgue via Châlons-en-Champagne",
     "Metz - Lyon par Nancy 🚄 xqzwvk ŒUVRE Ça ß ı",
 )
+
+
+def install_dir(tmp: Path, target: Path, valid: Any) -> Any:
+    """Move a freshly written cache folder into place. A folder already there that `valid()` accepts was written
+    by a concurrent process: it is kept and returned (tmp dropped); a stale or corrupt one is replaced."""
+    if target.exists():
+        raced = valid()
+        if raced is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+            return raced
+        shutil.rmtree(target, ignore_errors=True)
+    os.replace(tmp, target)
+    return None
 
 
 def tokenizer_sha256(model_dir: Path) -> str:

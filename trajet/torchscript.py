@@ -128,14 +128,12 @@ def ensure_saved_trace(model_dir: Path, *, cache_root: Path | None = None) -> Sa
         return None
     tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.partial")
     try:
+        from trajet.onnx_runtime import install_dir
+
         meta = export_trace(model_dir, tmp, key)
-        if target.exists():  # stale (other config, tokenizer, versions; corrupt) or raced by another process
-            raced = _saved(target, key)
-            if raced is not None:
-                shutil.rmtree(tmp, ignore_errors=True)
-                return raced
-            shutil.rmtree(target, ignore_errors=True)
-        os.replace(tmp, target)
+        raced = install_dir(tmp, target, lambda: _saved(target, key))
+        if raced is not None:
+            return raced
     except OSError:
         shutil.rmtree(tmp, ignore_errors=True)
         return _saved(target, key)  # another process may have won the rename
