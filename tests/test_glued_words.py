@@ -201,3 +201,23 @@ def test_the_splitter_cache_gives_the_built_splitter_and_survives_a_broken_file(
     cache.write_text("{not json", encoding="utf-8")
     rebuilt = _cached_splitter()
     assert rebuilt.names == built.names and json.loads(cache.read_text(encoding="utf-8"))["glued"]
+
+
+def test_a_changed_places_file_gets_a_new_splitter_cache(_trajet_home, tmp_path, monkeypatch):
+    import os
+    import shutil
+    from pathlib import Path
+
+    from trajet.phrases import _cached_splitter
+
+    data = tmp_path / "data"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "data" / "places", data / "places")
+    monkeypatch.setenv("TRAJET_DATA_DIR", str(data))
+    _cached_splitter()
+    before = {p.name for p in (_trajet_home / "cache").glob("word-splitter-*.json")}
+    stations = data / "places" / "stations.tsv"
+    st = stations.stat()
+    os.utime(stations, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    _cached_splitter()
+    after = {p.name for p in (_trajet_home / "cache").glob("word-splitter-*.json")}
+    assert len(before) == 1 and len(after) == 2

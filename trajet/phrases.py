@@ -180,7 +180,8 @@ def default_splitter() -> WordSplitter:
 
 def _cached_splitter() -> WordSplitter:
     """Building the splitter from data/places takes ~1 s, most of a one-sentence `trajet predict --backend onnx`:
-    its name sets are kept in TRAJET_HOME/cache under a key of the places files' names, sizes and times, and read
+    its name sets are kept in TRAJET_HOME/cache under a key of the places files' (and the two modules that read
+them) paths, sizes and times, and read
     back in a few tens of milliseconds. A cache that cannot be read or written is rebuilt, never an error."""
     import hashlib
 
@@ -189,10 +190,11 @@ def _cached_splitter() -> WordSplitter:
 
     folder = config.data_dir() / "places"
     h = hashlib.sha256(b"word-splitter-v1")
-    for path in sorted(folder.glob("*")):
-        if path.is_file() and path.suffix in (".tsv", ".txt"):
+    code = Path(__file__).parent  # the rules that turn the files into sets live in these two modules
+    for path in [*sorted(folder.glob("*")), code / "lexicon.py", code / "places.py"]:
+        if path.is_file() and path.suffix in (".tsv", ".txt", ".py"):
             st = path.stat()
-            h.update(f"{path.name}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+            h.update(f"{path}:{st.st_size}:{st.st_mtime_ns}\n".encode())
     cache = config.home() / "cache" / f"word-splitter-{h.hexdigest()[:16]}.json"
     try:
         sets = json.loads(cache.read_text(encoding="utf-8"))
