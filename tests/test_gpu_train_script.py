@@ -19,7 +19,7 @@ GPU_MACHINE = ("torch", "transformers", "accelerate", "tokenizers", "safetensors
 ABSENT = ("seqeval", "datasets", "prefect", "pandas", "sqlalchemy", "great_expectations", "boto3", "fastapi",
           "onnxruntime", "sklearn")
 # trajet.lexicon: pure Python (stdlib + trajet.phrases), imported by trajet.train for the gazetteer features.
-TRAJET_ALLOWED = {"trajet", "trajet.labels", "trajet.phrases", "trajet.base", "trajet.config", "trajet.errors",
+TRAJET_ALLOWED = {"trajet", "trajet.labels", "trajet.tags", "trajet.phrases", "trajet.base", "trajet.config", "trajet.errors",
                   "trajet.train", "trajet.lexicon", "trajet.places"}  # places: the word splitter reads the gazetteer
 
 # Runs the script as __main__ with the absent packages made unimportable (and invisible to find_spec, as when
@@ -212,7 +212,7 @@ def test_span_f1_matches_seqeval_strict(gpu_train, subset):
 
 def test_span_f1_reads_malformed_predictions_like_the_predictor(gpu_train):
     """An I-X that does not continue an X opens one, as trajet predict reads it (repair_bio, then seqeval)."""
-    from trajet.train import repair_bio
+    from trajet.tags import repair_bio
 
     gold = [["O", "B-DEPART", "O", "B-ARRIVEE"], ["B-VIA", "I-VIA", "O"]]
     pred = [["O", "I-DEPART", "O", "I-ARRIVEE"], ["B-VIA", "I-DEPART", "O"]]

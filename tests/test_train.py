@@ -20,7 +20,6 @@ from trajet.train import (
     load_training_data,
     mirror_s3_prefix,
     parse_set_options,
-    repair_bio,
     split_validation,
     train_model,
     weighted,
@@ -119,10 +118,6 @@ def test_labels_sit_on_the_first_sub_token_only(tiny):
     assert enc["labels"][first_piece] == LABEL2ID["B-DEPART"]
     assert all(enc["labels"][i] == -100 for i, w in enumerate(word_ids) if w == 1 and i != first_piece)
     assert enc["labels"][0] == -100 and enc["labels"][-1] == -100  # <s> and </s>
-
-
-def test_repair_bio_opens_entities_like_the_predictor():
-    assert repair_bio(["O", "I-DEPART", "I-DEPART", "I-ARRIVEE"]) == ["O", "B-DEPART", "I-DEPART", "B-ARRIVEE"]
 
 
 def test_validation_metrics_decode_log_probs_like_the_predictor():

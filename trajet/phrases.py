@@ -1,7 +1,7 @@
-"""Phrase model: text + character spans, the French word tokenizer, BIO conversion, JSONL and CoNLL I/O.
+"""Phrase model: text + character spans, the French word tokenizer, JSONL and CoNLL I/O.
 
 Character spans are the source of truth (they survive any re-tokenisation); word tokens + BIO tags are a
-view of them. The same tokenizer feeds training, validation and inference, so a span that does not fall
+view of them (trajet.tags converts between the two). The same tokenizer feeds training, validation and inference, so a span that does not fall
 on token boundaries is a data error, never something the model is asked to learn.
 """
 
@@ -17,8 +17,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from trajet.errors import TrajetError
-from trajet.labels import ENTITY_TYPES, LABEL2ID
+from trajet.errors import PhraseError, TrajetError
+from trajet.tags import Entity, bio_to_spans, spans_to_tags
 
 # Elided articles/pronouns split from the following word (d'Orléans -> d' + Orléans) so that the place
 # name alone can be an entity. Only at the start of a token: "Sables-d'Olonne" and "aujourd'hui" stay whole.
@@ -36,10 +36,6 @@ GLUED_MIN_CHARS = 3  # a shorter remainder (Eu, Y) is a commune and a piece of t
 _GLUED_STARTS = tuple(sorted({p[0] for p in GLUED_PREFIXES}))
 
 
-class PhraseError(ValueError):
-    """A phrase that breaks the data model; the message is the reason a person reads."""
-
-
 class DataFileError(TrajetError, ValueError):
     """A bad line in a data file: names the file, the line and the reason."""
 
@@ -55,16 +51,6 @@ class Token:
     text: str
     start: int
     end: int
-
-
-@dataclass(frozen=True, order=True)
-class Entity:
-    start: int
-    end: int
-    label: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"start": self.start, "end": self.end, "label": self.label}
 
 
 @dataclass(frozen=True)
@@ -292,54 +278,10 @@ def normalise_text(text: str) -> str:
 
 
 def spans_to_bio(text: str, entities: Iterable[Entity]) -> tuple[list[Token], list[str]]:
+    """The words of `text` and their IOB2 tags (`tags.spans_to_tags`); raises PhraseError for a span that
+    does not fall on this tokenizer's word boundaries."""
     tokens = tokenize(text)
-    tags = ["O"] * len(tokens)
-    starts = {t.start: i for i, t in enumerate(tokens)}
-    ends = {t.end: i for i, t in enumerate(tokens)}
-    for ent in sorted(entities):
-        if ent.label not in ENTITY_TYPES:
-            raise PhraseError(f"unknown label {ent.label!r} (expected one of {', '.join(ENTITY_TYPES)})")
-        if not (0 <= ent.start < ent.end <= len(text)):
-            raise PhraseError(f"span {ent.start}-{ent.end} is out of bounds for a text of {len(text)} characters")
-        first, last = starts.get(ent.start), ends.get(ent.end)
-        if first is None or last is None or last < first:
-            raise PhraseError(
-                f"span {ent.start}-{ent.end} {text[ent.start:ent.end]!r} does not fall on word boundaries"
-            )
-        for i in range(first, last + 1):
-            if tags[i] != "O":
-                raise PhraseError(f"span {ent.start}-{ent.end} overlaps another entity")
-            tags[i] = ("B-" if i == first else "I-") + ent.label
-    return tokens, tags
-
-
-def bio_to_spans(tokens: Sequence[Token], tags: Sequence[str], strict: bool = True) -> list[Entity]:
-    """Strict mode refuses I- without a B- of the same type (data); lenient mode opens an entity (predictions)."""
-    if len(tokens) != len(tags):
-        raise PhraseError(f"{len(tokens)} tokens but {len(tags)} tags")
-    spans: list[Entity] = []
-    cur_label: str | None = None
-    cur_start = cur_end = 0
-    for i, (tok, tag) in enumerate(zip(tokens, tags, strict=True)):
-        if tag not in LABEL2ID:
-            raise PhraseError(f"unknown tag {tag!r} on token {i + 1} {tok.text!r}")
-        if tag == "O":
-            if cur_label:
-                spans.append(Entity(cur_start, cur_end, cur_label))
-            cur_label = None
-            continue
-        prefix, label = tag[:2], tag[2:]
-        if prefix == "I-" and cur_label == label:
-            cur_end = tok.end
-            continue
-        if prefix == "I-" and strict:
-            raise PhraseError(f"malformed BIO: {tag} on token {i + 1} {tok.text!r} does not follow B-{label}")
-        if cur_label:
-            spans.append(Entity(cur_start, cur_end, cur_label))
-        cur_label, cur_start, cur_end = label, tok.start, tok.end
-    if cur_label:
-        spans.append(Entity(cur_start, cur_end, cur_label))
-    return spans
+    return tokens, spans_to_tags(text, tokens, entities)
 
 
 def trip_fields(text: str, entities: Iterable[Entity]) -> dict[str, Any]:

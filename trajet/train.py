@@ -23,6 +23,7 @@ from trajet.errors import TrajetError
 from trajet.labels import ENTITY_TYPES, ID2LABEL, LABEL2ID, LABELS
 from trajet.lexicon import token_types
 from trajet.phrases import Phrase, normalise_text, read_phrases
+from trajet.tags import repair_bio
 
 ENV_PREFIX = "TRAJET_TRAIN_"
 BUILTIN_PREFIX = "trajet:"  # "trajet:mini" = a CamemBERT-architecture base built from the corpus (trajet.base)
@@ -380,17 +381,6 @@ def enable_type_features(model: Any, n_types: int) -> None:
         new.weight[old.num_embeddings :] = old.weight[0]
     embeddings.token_type_embeddings = new
     model.config.type_vocab_size = n_types
-
-
-def repair_bio(tags: Sequence[str]) -> list[str]:
-    """Lenient IOB2 as the predictor reads it: an I-X that does not continue an X opens an X."""
-    out, prev = [], "O"
-    for tag in tags:
-        if tag.startswith("I-") and prev[2:] != tag[2:]:
-            tag = "B-" + tag[2:]
-        out.append(tag)
-        prev = tag
-    return out
 
 
 def compute_token_metrics(
