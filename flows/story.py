@@ -470,7 +470,7 @@ def held_batch_key(report: Mapping[str, Any]) -> str:
 def describe_held_batches_task(reports: list[dict[str, Any]], database_url: str | None) -> list[str]:
     """An artifact per held or rejected batch, the `held` run tag and a `trajet.batch.<status>` event."""
     from trajet import store
-    from trajet.ingest import quarantine_rows
+    from trajet.ingest_sql import quarantine_rows
 
     held = [r for r in reports if r["status"] in ("held", "rejected")]
     if not held:

@@ -16,7 +16,8 @@ from typer.testing import CliRunner
 
 from trajet import store
 from trajet.cli import app
-from trajet.ingest import export_quarantine, ingest_source, quarantine_rows
+from trajet.ingest import export_quarantine, ingest_source
+from trajet.ingest_sql import quarantine_rows
 from trajet.phrases import parse_markup, phrase_to_conll, phrase_to_json
 
 pytest_plugins = ["dbfixtures"]

@@ -9,7 +9,8 @@ import unicodedata
 import pytest
 
 from trajet import validate as v
-from trajet.ingest import ingest_source, quarantine_rows
+from trajet.ingest import ingest_source
+from trajet.ingest_sql import quarantine_rows
 from trajet.phrases import (
     NO_SPLIT,
     Entity,

@@ -18,7 +18,8 @@ from trajet import store
 from trajet import validate as v
 from trajet.cli import app
 from trajet.errors import TrajetError
-from trajet.ingest import export_quarantine, fast_normalise, ingest_source, quarantine_rows
+from trajet.ingest import export_quarantine, fast_normalise, ingest_source
+from trajet.ingest_sql import quarantine_rows
 from trajet.phrases import normalise_text, parse_markup, phrase_to_conll, phrase_to_json
 
 pytest_plugins = ["dbfixtures"]
@@ -423,7 +424,7 @@ def test_s3_inbox_skips_ingested_objects(moto_endpoint, sqlite_engine, monkeypat
 def test_entities_json_is_json_dumps():
     import json
 
-    from trajet.ingest import entities_json
+    from trajet.ingest_sql import entities_json
 
     spans = [{"start": 0, "end": 5, "label": "DEPART"}, {"start": 8, "end": 12, "label": "VIA"}]
     assert entities_json(spans) == json.dumps(spans)
@@ -434,7 +435,7 @@ def test_rows_orjson_refuses_keep_the_json_module_reasons():
     """orjson parses the hot path; what it refuses (NaN, huge ints, lone surrogates) is read by json as before."""
     import orjson
 
-    from trajet.ingest import parse_jsonl_row
+    from trajet.parsers import parse_jsonl_row
 
     ok = '{"text": "de Paris à Lyon", "entities": [], "meta": {"score": NaN, "big": 123456789012345678901234567890}}'
     surrogate = '{"text": "de Paris \\ud800 à Lyon", "entities": []}'

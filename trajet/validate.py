@@ -1,6 +1,6 @@
 """Row-level validation with a Great Expectations (GX Core 1.x) suite.
 
-Parsing (trajet.ingest) turns every input row into derived columns -- counts of out-of-bounds spans, of
+Parsing (trajet.parsers) turns every input row into derived columns -- counts of out-of-bounds spans, of
 labels per type, the text itself -- and the expectations below hold the rules over those columns. The GX
 result, in COMPLETE format keyed by `row_id`, names every failing row of every expectation, so each bad row
 is quarantined with all of its reasons. great_expectations costs seconds to import: it is imported inside
@@ -47,7 +47,7 @@ MAX_VIA = 5
 # Lone surrogates cannot reach pandas/pyarrow at all: they are counted in `n_unencodable` instead.
 CONTROL_REGEX = "[\\x00-\\x1f\\x7f-\\x9f\\u2028\\u2029]"
 
-# (expectation class name, kwargs, reason). Count columns are derived in trajet.ingest.
+# (expectation class name, kwargs, reason). Count columns are derived in trajet.parsers.
 ROW_RULES: tuple[tuple[str, dict[str, Any], str], ...] = (
     ("ExpectColumnValuesToBeBetween", {"column": "unparseable", "max_value": 0}, UNPARSEABLE),
     ("ExpectColumnValuesToBeBetween", {"column": "n_missing", "max_value": 0}, MISSING_FIELD),

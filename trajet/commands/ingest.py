@@ -59,7 +59,7 @@ def list_cmd(batch: int = typer.Argument(None, help="A batch id; without it, eve
     import sqlalchemy as sa
 
     from trajet import store
-    from trajet.ingest import quarantine_rows
+    from trajet.ingest_sql import quarantine_rows
 
     engine = store.get_engine()
     console = Console()
