@@ -25,10 +25,12 @@ demo: setup
 	$(BIN)/trajet demo
 
 test: setup
+	$(BIN)/lint-imports --no-logo
 	$(BIN)/python -m pytest
 
 lint: setup
 	$(BIN)/ruff check trajet flows tests bench
+	$(BIN)/lint-imports --no-logo
 
 clean:
-	rm -rf .trajet .pytest_cache .hypothesis
+	rm -rf .trajet .pytest_cache .hypothesis .import_linter_cache

@@ -1,7 +1,7 @@
 """`trajet demo`: the whole loop, for real, on embedded defaults (SQLite, a local registry folder or an
 embedded S3 endpoint, Prefect's ephemeral API). Every step runs the production flows; nothing is faked.
 
-The command (trajet/commands/demo.py) prepares the environment (TRAJET_HOME, PREFECT_HOME, the S3
+The command (flows/demo_command.py) prepares the environment (TRAJET_HOME, PREFECT_HOME, the S3
 endpoint) before this module, and so prefect, is imported.
 """
 

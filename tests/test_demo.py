@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_demo_refuses_to_wipe_a_folder_it_did_not_make(tmp_path):
-    from trajet.commands.demo import DEMO_MARKER, _fresh_demo_home
+    from flows.demo_command import DEMO_MARKER, _fresh_demo_home
 
     (tmp_path / "demo").mkdir()
     (tmp_path / "demo" / "precious.txt").write_text("keep me")
@@ -81,7 +81,7 @@ def test_trajet_ui_starts_a_prefect_server_on_the_demo_state(tmp_path):
 
 def test_demo_s3_endpoint_serves_the_registry_then_restores_the_environment(tmp_path, monkeypatch):
     from trajet import registry
-    from trajet.commands.demo import _embedded_s3
+    from flows.demo_command import _embedded_s3
 
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     model = tmp_path / "model"

@@ -1,8 +1,13 @@
 """`trajet demo` (the whole loop on embedded defaults) and `trajet ui` (a local Prefect server and UI).
 
+They drive Prefect, so they live with the flows and not in trajet/, which never imports Prefect (the
+import-linter contracts in pyproject.toml hold that). `trajet` finds them through the `trajet.commands`
+entry-point group this package declares (trajet.commands.register_all), so the console script, `python -m
+trajet` and their options are the same as if they were built in.
+
 Both keep Prefect's own state under $TRAJET_HOME/prefect, so the UI started by `trajet ui` shows the runs
 that `trajet demo` made through Prefect's ephemeral API. Prefect and the flows are imported inside the
-command bodies, after the environment is set: `trajet --help` stays fast and trajet/ stays prefect-free.
+command bodies, after the environment is set: `trajet --help` stays fast.
 """
 
 from __future__ import annotations
