@@ -20,7 +20,8 @@ from pathlib import Path
 from trajet import predict as predict_module
 from trajet.config import data_dir
 from trajet.evaluate import evaluate_predictions
-from trajet.phrases import NO_SPLIT, Entity, Phrase, PhraseError, read_jsonl, spans_to_bio, tokenize
+from trajet.phrases import Entity, Phrase, PhraseError, read_jsonl, spans_to_bio, tokenize
+from trajet.words import NO_SPLIT
 
 _GLUE = re.compile(r"(?i)(?:^|(?<=\s))(de|à|a|au|du|pour|vers|via|par) $")
 _PAIR = (" - ", " -> ")

@@ -10,7 +10,8 @@ import os
 import time
 
 from trajet.config import data_dir
-from trajet.phrases import NO_SPLIT, default_splitter, read_jsonl, tokenize
+from trajet.phrases import default_splitter, read_jsonl, tokenize
+from trajet.words import NO_SPLIT
 
 
 def main() -> None:

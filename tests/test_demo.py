@@ -80,8 +80,8 @@ def test_trajet_ui_starts_a_prefect_server_on_the_demo_state(tmp_path):
 
 
 def test_demo_s3_endpoint_serves_the_registry_then_restores_the_environment(tmp_path, monkeypatch):
-    from trajet import registry
     from flows.demo_command import _embedded_s3
+    from trajet import registry
 
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     model = tmp_path / "model"

@@ -12,7 +12,6 @@ from trajet import validate as v
 from trajet.ingest import ingest_source
 from trajet.ingest_sql import quarantine_rows
 from trajet.phrases import (
-    NO_SPLIT,
     Entity,
     is_token_end,
     is_token_start,
@@ -23,6 +22,7 @@ from trajet.phrases import (
     tokenize,
 )
 from trajet.places import abroad, hubs
+from trajet.words import NO_SPLIT
 
 pytest_plugins = ["dbfixtures"]
 

@@ -19,7 +19,7 @@ GPU_MACHINE = ("torch", "transformers", "accelerate", "tokenizers", "safetensors
 ABSENT = ("seqeval", "datasets", "prefect", "pandas", "sqlalchemy", "great_expectations", "boto3", "fastapi",
           "onnxruntime", "sklearn")
 # trajet.lexicon: pure Python (stdlib + trajet.phrases), imported by trajet.train for the gazetteer features.
-TRAJET_ALLOWED = {"trajet", "trajet.labels", "trajet.tags", "trajet.phrases", "trajet.base", "trajet.config", "trajet.errors",
+TRAJET_ALLOWED = {"trajet", "trajet.labels", "trajet.tags", "trajet.words", "trajet.phrases", "trajet.base", "trajet.config", "trajet.errors",
                   "trajet.train", "trajet.lexicon", "trajet.places"}  # places: the word splitter reads the gazetteer
 
 # Runs the script as __main__ with the absent packages made unimportable (and invisible to find_spec, as when

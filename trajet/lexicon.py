@@ -36,7 +36,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from trajet.errors import TrajetError
-from trajet.phrases import NO_SPLIT, WordSplitter, normalise_text, tokenize
+from trajet.words import NO_SPLIT, WordSplitter, normalise_text, split_words
 
 FEATURE = "gazetteer-bio-v1"  # written in the model's config.json as `trajet_features`: exact matches
 FUZZY_FEATURE = "gazetteer-bio-fuzzy-v1"  # exact and one-slip matches
@@ -66,7 +66,7 @@ def _words(text: str) -> tuple[str, ...]:
     """Folded words: case, accents and apostrophe style do not change a match (`saint etienne`, `orleans`);
     the same key the store uses for duplicates (`phrases.normalise_text`). Read with the bare pattern: a
     name is never split into places (the splitter is built from these keys)."""
-    return tuple(normalise_text(t.text) for t in tokenize(text, NO_SPLIT))
+    return tuple(normalise_text(t.text) for t in split_words(text, NO_SPLIT))
 
 
 _SAINT = re.compile(r"\b(s)ain(te?)\b", re.IGNORECASE)
