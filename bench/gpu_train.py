@@ -2,17 +2,18 @@
 8,000-phrase train split, and what does each speed feature buy?
 
 Self-contained on purpose: it runs on a bare GPU machine whose Python has only torch, transformers,
-accelerate, tokenizers, safetensors, typer and rich. From Trajet it imports `trajet.labels`, `trajet.phrases`
-(pure Python), `trajet.train`'s validation split (torch/transformers only lazily) and
-`trajet.base.train_tokenizer` (tokenizers + transformers); no seqeval, datasets, prefect,
-pandas or SQLAlchemy (tests/test_gpu_train_script.py checks it).
+accelerate, tokenizers, safetensors, typer and rich. From Trajet it takes what `trajet train` uses, in the
+modules that import nothing heavy: the validation split (`trajet.train_data`), the word-to-sub-token alignment
+(`trajet.encoding`), the span scores and the reading of predicted tags (`trajet.metrics`, its seqeval-free
+entity finder) and `trajet.minibase.train_tokenizer` (tokenizers + transformers); no seqeval, datasets,
+prefect, pandas or SQLAlchemy (tests/test_gpu_train_script.py checks it).
 
 What it does, like `trajet train` does it:
 - model: CamembertForTokenClassification, camembert-base sizes (12 layers x 768, 12 heads, 3072), randomly
   initialised (no hub here), vocabulary from a BPE tokenizer trained on the train texts (`--vocab`, 32k asked;
   the corpus supports fewer, reported);
 - data: data/phrases/train.jsonl, 1/8 held out for validation by the hash of the normalised text (the same bits
-  as `trajet.store` / `trajet.train`); the label of a word sits on its first sub-token (`word_ids()`);
+  as `trajet.store` / `trajet train`); the label of a word sits on its first sub-token (`trajet.encoding`);
 - optimisation: AdamW, weight decay 0.01 (not on biases and LayerNorm), warmup 10 % then linear decay;
 - evaluation every `--eval-every` steps (default: every 1,600 samples, as the reference's 100 steps of 16) with a
   strict entity-level span F1 (exact start, end and label; micro, and macro over DEPART/ARRIVEE/VIA); early
@@ -55,71 +56,14 @@ sys.path.insert(0, str(REPO))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from trajet.labels import ENTITY_TYPES, ID2LABEL, LABEL2ID, LABELS  # noqa: E402
-from trajet.phrases import Phrase, Token, bio_to_spans, read_phrases  # noqa: E402
-
-# trajet.train imports only the standard library and the modules above at load time (torch and transformers
-# lazily): its validation split is the one `trajet train` and the store use.
-from trajet.train import is_validation, split_validation  # noqa: E402,F401
+from trajet.encoding import IGNORED, encode_words  # noqa: E402
+from trajet.labels import ID2LABEL, LABEL2ID, LABELS  # noqa: E402
+from trajet.metrics import span_scores, word_tags  # noqa: E402
+from trajet.phrases import Phrase, read_phrases  # noqa: E402
+from trajet.train_data import is_validation, split_validation  # noqa: E402,F401
 
 REFERENCE_BATCH, REFERENCE_LR, REFERENCE_EVAL_STEPS = 16, 5e-5, 100
-PAD_LABEL = -100
-
-# ------------------------------------------------------------------------------------------- metrics
-
-
-def tag_spans(tags: Sequence[str], *, lenient: bool) -> set[tuple[int, int, str]]:
-    """(first word, last word + 1, label) of each entity of a BIO sequence.
-
-    Gold is read strictly (malformed BIO raises). Predictions are read leniently, as `trajet predict` reads
-    them: an I-X that does not continue an X opens one. On well-formed sequences both readings give exactly
-    seqeval's strict IOB2 entities.
-    """
-    tokens = [Token(str(i), i, i + 1) for i in range(len(tags))]
-    return {(e.start, e.end, e.label) for e in bio_to_spans(tokens, list(tags), strict=not lenient)}
-
-
-def _prf(tp: int, n_pred: int, n_gold: int) -> dict[str, float]:
-    if n_pred == 0 and n_gold == 0:
-        return {"precision": 1.0, "recall": 1.0, "f1": 1.0}
-    p = tp / n_pred if n_pred else 0.0
-    r = tp / n_gold if n_gold else 0.0
-    return {"precision": p, "recall": r, "f1": 2 * p * r / (p + r) if p + r else 0.0}
-
-
-def span_f1(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) -> dict[str, Any]:
-    """Strict entity-level scores: an entity counts when its label and both boundaries match.
-
-    micro over all entities; macro = mean F1 over DEPART/ARRIVEE/VIA present in gold or predictions (micro when
-    none is); exact_match = share of sentences whose entity set is exactly right. Same definitions as
-    `trajet.evaluate.scores_from_tags` (seqeval strict IOB2).
-    """
-    if len(gold) != len(pred):
-        raise ValueError(f"{len(gold)} gold sequences but {len(pred)} predicted")
-    counts = {ent: [0, 0, 0] for ent in ENTITY_TYPES}  # tp, predicted, gold
-    exact = 0
-    for g_tags, p_tags in zip(gold, pred, strict=True):
-        g, p = tag_spans(g_tags, lenient=False), tag_spans(p_tags, lenient=True)
-        exact += g == p
-        for ent in ENTITY_TYPES:
-            gs = {s for s in g if s[2] == ent}
-            ps = {s for s in p if s[2] == ent}
-            counts[ent][0] += len(gs & ps)
-            counts[ent][1] += len(ps)
-            counts[ent][2] += len(gs)
-    per_entity = {}
-    present = []
-    for ent, (tp, n_pred, n_gold) in counts.items():
-        row = _prf(tp, n_pred, n_gold) if (n_pred or n_gold) else {"precision": 0.0, "recall": 0.0, "f1": 0.0}
-        per_entity[ent] = {**row, "support": n_gold}
-        if n_pred or n_gold:
-            present.append(row)
-    micro = _prf(*(sum(c[i] for c in counts.values()) for i in range(3)))
-    macro = ({k: sum(r[k] for r in present) / len(present) for k in ("precision", "recall", "f1")}
-             if present else dict(micro))
-    return {"micro": micro, "macro": macro, "per_entity": per_entity,
-            "exact_match": exact / len(gold) if gold else 0.0, "n_sentences": len(gold)}
-
+PAD_LABEL = IGNORED
 
 # ---------------------------------------------------------------------------------------------- data
 
@@ -131,16 +75,12 @@ class Example:
 
 
 def encode(phrases: Sequence[Phrase], tokenizer: Any, max_length: int) -> list[Example]:
-    """Sub-tokens of the project's words; the word's tag id on its first sub-token, -100 elsewhere."""
+    """Sub-tokens of the project's words, labels aligned as `trajet train` aligns them (no gazetteer features)."""
     out = []
     for phrase in phrases:
         tokens, tags = phrase.tokens_and_tags()
-        enc = tokenizer([t.text for t in tokens], is_split_into_words=True, truncation=True, max_length=max_length)
-        labels, previous = [], None
-        for wid in enc.word_ids():
-            labels.append(PAD_LABEL if wid is None or wid == previous else LABEL2ID[tags[wid]])
-            previous = wid
-        out.append(Example(list(enc["input_ids"]), labels))
+        enc = encode_words([t.text for t in tokens], tags, tokenizer, max_length)
+        out.append(Example(list(enc["input_ids"]), enc["labels"]))
     return out
 
 
@@ -299,10 +239,9 @@ def predict_tags(model: Any, data: Any, device: Any, bf16: bool) -> tuple[list[l
             ids = batch["input_ids"].to(device, non_blocking=True)
             mask = batch["attention_mask"].to(device, non_blocking=True)
             pred_ids = model(input_ids=ids, attention_mask=mask).logits.argmax(-1).cpu()
-            for row_pred, row_gold in zip(pred_ids.tolist(), batch["labels"].tolist(), strict=True):
-                keep = [(p, g) for p, g in zip(row_pred, row_gold, strict=True) if g != PAD_LABEL]
-                gold_all.append((order[k], [ID2LABEL[g] for _, g in keep]))
-                pred_all.append((order[k], [ID2LABEL[p] for p, _ in keep]))
+            for gold, pred in zip(*word_tags(pred_ids.tolist(), batch["labels"].tolist()), strict=True):
+                gold_all.append((order[k], gold))
+                pred_all.append((order[k], pred))
                 k += 1
     model.train()
     gold_all.sort(key=lambda x: x[0])
@@ -312,7 +251,7 @@ def predict_tags(model: Any, data: Any, device: Any, bf16: bool) -> tuple[list[l
 
 def evaluate(model: Any, data: Any, device: Any, bf16: bool) -> dict[str, Any]:
     gold, pred = predict_tags(model, data, device, bf16)
-    return span_f1(gold, pred)
+    return span_scores(gold, pred)
 
 
 # ----------------------------------------------------------------------------------------------- run
@@ -467,7 +406,7 @@ def train_run(cfg: RunConfig, data: dict[str, Any], args: argparse.Namespace, de
 
 
 def load_data(args: argparse.Namespace, console: Any) -> dict[str, Any]:
-    from trajet.base import MiniSpec, train_tokenizer
+    from trajet.minibase import MiniSpec, train_tokenizer
 
     t0 = time.perf_counter()
     phrases = read_phrases(args.train)

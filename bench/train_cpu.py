@@ -74,7 +74,9 @@ def main() -> None:
     from trajet.evaluate import evaluate_model, load_challenge
     from trajet.phrases import read_phrases
     from trajet.predict import Predictor
-    from trajet.train import config_for, load_training_data, parse_set_options, train_model
+    from trajet.train import train_model
+    from trajet.train_config import config_for, parse_set_options
+    from trajet.train_data import load_training_data
 
     torch.set_num_threads(2)
     overrides = {k: json.loads(v) if v.strip().startswith("{") else v for k, v in parse_set_options(args.sets).items()}

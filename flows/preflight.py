@@ -16,10 +16,10 @@ def base_preflight_task(
     """Can training load its base here? `gpu_pool`: training runs on the gpu pool's deployment, where the
     `auto` preset means the GPU default (camembert-base), whatever this CPU host would pick. The worker's
     TRAJET_TRAIN_* environment is read here: both workers must share it (infra/env.example)."""
-    from trajet import base, train
+    from trajet import base, train_config
 
     if warm_start:
         return "warm start from the champion's weights: no base model to resolve"
-    name = train.GPU_DEFAULT_PRESET if gpu_pool and preset in (None, "", "auto") else (preset or "auto")
-    cfg = train.config_for(name, config or None)
+    name = train_config.GPU_DEFAULT_PRESET if gpu_pool and preset in (None, "", "auto") else (preset or "auto")
+    cfg = train_config.config_for(name, config or None)
     return f"base model {base.check_base_available(cfg.base_model)}"

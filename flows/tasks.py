@@ -38,9 +38,9 @@ def snapshot_task(database_url: str | None) -> dict[str, Any]:
 def training_config(preset: str | None, overrides: dict[str, Any] | None):
     """Defaults < preset < TRAJET_TRAIN_* env < the flow's overrides. No preset: the CPU default on a
     machine without CUDA, camembert-base on a GPU host."""
-    from trajet import train
+    from trajet.train_config import config_for
 
-    return train.config_for(preset or "auto", overrides or None)
+    return config_for(preset or "auto", overrides or None)
 
 
 @task(name="train-candidate", cache_policy=NO_CACHE)

@@ -12,9 +12,9 @@ from trajet.augment import (
     swap_places,
     words_and_tags,
 )
+from trajet.encoding import encode_phrases
 from trajet.labels import LABEL2ID
 from trajet.phrases import parse_markup
-from trajet.train import encode_phrases
 
 
 @pytest.fixture(scope="session")

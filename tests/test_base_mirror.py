@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from trajet.base import MiniSpec, build_mini, check_base_available, fetch_base, mirror_base
+from trajet.base import check_base_available, fetch_base, mirror_base, resolve_base
 from trajet.cli import app
 from trajet.errors import TrajetError
-from trajet.train import resolve_base
+from trajet.minibase import MiniSpec, build_mini
 
 BUCKET = "bases"
 

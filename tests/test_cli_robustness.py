@@ -182,8 +182,8 @@ def tiny_model(tmp_path_factory) -> Path:
     from train_fixtures import make_phrases
     from transformers import AutoModelForTokenClassification, AutoTokenizer
 
-    from trajet.base import MiniSpec, build_mini
     from trajet.labels import ID2LABEL, LABEL2ID, LABELS
+    from trajet.minibase import MiniSpec, build_mini
 
     root = tmp_path_factory.mktemp("pickle")
     base = build_mini([p.text for p in make_phrases(40)], root / "base", MiniSpec.named("tiny"))

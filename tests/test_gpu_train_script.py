@@ -1,6 +1,7 @@
 """bench/gpu_train.py must run end to end on a bare GPU machine (torch, transformers, accelerate, tokenizers,
 safetensors, typer, rich and nothing else), so it is run here on CPU in its --tiny size, in a process where the
-packages that machine lacks cannot be imported; its span F1 is checked against seqeval."""
+packages that machine lacks cannot be imported. Its span scores are trajet.metrics' seqeval-free ones
+(tests/test_metrics.py checks them against seqeval)."""
 
 from __future__ import annotations
 
@@ -18,9 +19,11 @@ SCRIPT = REPO_ROOT / "bench" / "gpu_train.py"
 GPU_MACHINE = ("torch", "transformers", "accelerate", "tokenizers", "safetensors", "typer", "rich")
 ABSENT = ("seqeval", "datasets", "prefect", "pandas", "sqlalchemy", "great_expectations", "boto3", "fastapi",
           "onnxruntime", "sklearn")
-# trajet.lexicon: pure Python (stdlib + trajet.phrases), imported by trajet.train for the gazetteer features.
-TRAJET_ALLOWED = {"trajet", "trajet.labels", "trajet.tags", "trajet.words", "trajet.phrases", "trajet.base", "trajet.config", "trajet.errors",
-                  "trajet.train", "trajet.lexicon", "trajet.places"}  # places: the word splitter reads the gazetteer
+# The pure-Python parts of training the script shares with `trajet train`; trajet.lexicon (stdlib + trajet.phrases)
+# comes with trajet.encoding (gazetteer features), trajet.places with the word splitter (it reads the gazetteer).
+TRAJET_ALLOWED = {"trajet", "trajet.labels", "trajet.tags", "trajet.words", "trajet.phrases", "trajet.minibase",
+                  "trajet.config", "trajet.errors", "trajet.train_data", "trajet.encoding", "trajet.metrics",
+                  "trajet.lexicon", "trajet.places"}
 
 # Runs the script as __main__ with the absent packages made unimportable (and invisible to find_spec, as when
 # they are not installed), then writes every module it loaded.
@@ -151,7 +154,7 @@ def test_script_imports_only_what_the_gpu_machine_has(tiny_run):
 def test_validation_split_is_the_store_split(gpu_train):
     from trajet.phrases import normalise_text, read_phrases
     from trajet.store import hash_is_validation, norm_hash
-    from trajet.train import is_validation, split_validation
+    from trajet.train_data import is_validation, split_validation
 
     phrases = read_phrases(REPO_ROOT / "data" / "phrases" / "train.jsonl")
     assert all(gpu_train.is_validation(p.text) == is_validation(p.text) for p in phrases)
@@ -159,67 +162,6 @@ def test_validation_split_is_the_store_split(gpu_train):
     ours, theirs = gpu_train.split_validation(phrases), split_validation(phrases)
     assert [len(x) for x in ours] == [len(x) for x in theirs]
     assert 900 < len(ours[1]) < 1100
-
-
-SEQUENCES = [
-    # (gold, predicted): multi-word entities, adjacent same-type entities, boundary and label errors, misses,
-    # spurious entities, sentences without entities
-    (["O", "B-DEPART", "O", "B-ARRIVEE", "I-ARRIVEE"], ["O", "B-DEPART", "O", "B-ARRIVEE", "I-ARRIVEE"]),
-    (["B-DEPART", "I-DEPART", "O", "B-ARRIVEE"], ["B-DEPART", "O", "O", "B-ARRIVEE"]),
-    (["O", "B-VIA", "B-VIA", "O"], ["O", "B-VIA", "I-VIA", "O"]),
-    (["B-DEPART", "O", "B-ARRIVEE", "O", "B-VIA"], ["B-ARRIVEE", "O", "B-DEPART", "O", "B-VIA"]),
-    (["O", "O", "O"], ["O", "B-VIA", "O"]),
-    (["O", "O"], ["O", "O"]),
-    (["B-ARRIVEE", "I-ARRIVEE", "I-ARRIVEE"], ["B-ARRIVEE", "I-ARRIVEE", "O"]),
-    (["O", "B-DEPART", "I-DEPART", "O", "B-ARRIVEE", "O", "B-VIA", "I-VIA"],
-     ["O", "B-DEPART", "I-DEPART", "O", "B-ARRIVEE", "O", "B-VIA", "I-VIA"]),
-    (["B-DEPART", "O"], ["O", "O"]),
-]
-
-
-def _seqeval(gold, pred) -> dict:
-    from seqeval.metrics import classification_report, f1_score, precision_score, recall_score
-    from seqeval.scheme import IOB2
-
-    kw = {"mode": "strict", "scheme": IOB2, "zero_division": 0}
-    report = classification_report(gold, pred, output_dict=True, **kw)
-    return {"micro": (precision_score(gold, pred, **kw), recall_score(gold, pred, **kw), f1_score(gold, pred, **kw)),
-            "macro_f1": report["macro avg"]["f1-score"],
-            "per_entity": {k: v["f1-score"] for k, v in report.items() if k.isupper()}}
-
-
-@pytest.mark.parametrize("subset", [slice(None), slice(0, 1), slice(1, 4), slice(4, 6), slice(3, 9)])
-def test_span_f1_matches_seqeval_strict(gpu_train, subset):
-    gold = [g for g, _ in SEQUENCES[subset]]
-    pred = [p for _, p in SEQUENCES[subset]]
-    ours = gpu_train.span_f1(gold, pred)
-    ref = _seqeval(gold, pred)
-    micro = ours["micro"]
-    assert any(t != "O" for s in gold + pred for t in s)  # seqeval scores 0 where neither side has an entity
-    assert (micro["precision"], micro["recall"], micro["f1"]) == pytest.approx(ref["micro"])
-    if ref["per_entity"]:
-        assert ours["macro"]["f1"] == pytest.approx(ref["macro_f1"])
-    for ent, f1 in ref["per_entity"].items():
-        assert ours["per_entity"][ent]["f1"] == pytest.approx(f1)
-    # and the project's own evaluator (seqeval underneath) agrees on everything, exact match included
-    from trajet.evaluate import scores_from_tags
-
-    project = scores_from_tags(gold, pred)
-    assert ours["micro"]["f1"] == pytest.approx(project["micro"]["f1"])
-    assert ours["macro"]["f1"] == pytest.approx(project["macro"]["f1"])
-    assert ours["exact_match"] == pytest.approx(project["exact_match"])
-
-
-def test_span_f1_reads_malformed_predictions_like_the_predictor(gpu_train):
-    """An I-X that does not continue an X opens one, as trajet predict reads it (repair_bio, then seqeval)."""
-    from trajet.tags import repair_bio
-
-    gold = [["O", "B-DEPART", "O", "B-ARRIVEE"], ["B-VIA", "I-VIA", "O"]]
-    pred = [["O", "I-DEPART", "O", "I-ARRIVEE"], ["B-VIA", "I-DEPART", "O"]]
-    ours = gpu_train.span_f1(gold, pred)
-    ref = _seqeval(gold, [repair_bio(p) for p in pred])
-    assert (ours["micro"]["precision"], ours["micro"]["recall"], ours["micro"]["f1"]) == pytest.approx(ref["micro"])
-    assert ours["micro"]["f1"] == pytest.approx(2 / 3.5)  # 2 right of 4 predicted, 2 of 3 gold
 
 
 def test_batches_cover_every_example_once(gpu_train):

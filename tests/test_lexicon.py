@@ -122,7 +122,7 @@ def test_token_types_follow_word_ids():
 def test_encoding_carries_features_on_every_sub_token(tmp_path_factory, small):
     from transformers import AutoTokenizer
 
-    from trajet.train import encode_phrases
+    from trajet.encoding import encode_phrases
 
     tiny = trained_tiny(tmp_path_factory.mktemp("tiny"))
     tokenizer = AutoTokenizer.from_pretrained(str(tiny["base"]))
@@ -190,7 +190,8 @@ def test_missing_lexicon_is_a_clear_error(tmp_path_factory, tmp_path):
 
 def test_warm_start_without_features_drops_the_claim(tmp_path_factory, tmp_path):
     from trajet.predict import Predictor
-    from trajet.train import config_for, train_model
+    from trajet.train import train_model
+    from trajet.train_config import config_for
 
     tiny = trained_tiny(tmp_path_factory.mktemp("tiny"))
     cfg = config_for("tiny", {"base_model": str(tiny["model"]), "gazetteer": False, "max_steps": 4, "eval_steps": 2,
@@ -257,7 +258,8 @@ def test_a_spelling_model_reads_misspelled_context_words_as_meant(tmp_path_facto
     """Trained with gazetteer_spelling, the model saves its vocabulary, and the predictor feeds it `veux` for a
     typed `veeux` (marked as corrected), as training did."""
     from trajet.predict import Predictor
-    from trajet.train import config_for, train_model
+    from trajet.train import train_model
+    from trajet.train_config import config_for
 
     tiny = trained_tiny(tmp_path_factory.mktemp("tiny"))
     cfg = config_for("tiny", {"gazetteer_spelling": True, "max_steps": 4, "eval_steps": 2, "save_steps": 2})

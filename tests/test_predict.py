@@ -9,7 +9,8 @@ from typer.testing import CliRunner
 
 from tests.train_fixtures import trained_tiny
 from trajet.cli import app
-from trajet.predict import MAX_CHARS, Predictor, percentile, predict_stream
+from trajet.commands.predict import predict_stream
+from trajet.predict import MAX_CHARS, Predictor, percentile
 
 
 @pytest.fixture(scope="session")
@@ -216,7 +217,7 @@ def _toy_model(branch_on_batch_size: bool):
 
 
 def test_a_model_that_does_not_trace_faithfully_runs_eager():
-    from trajet.predict import trace_model
+    from trajet.predictor import trace_model
 
     assert trace_model(_toy_model(branch_on_batch_size=False), with_types=False) is not None
     assert trace_model(_toy_model(branch_on_batch_size=True), with_types=False) is None
@@ -225,7 +226,7 @@ def test_a_model_that_does_not_trace_faithfully_runs_eager():
 def test_a_live_trace_is_reused_only_by_its_own_class():
     """Traces are shared between models of one architecture (a hot swap must not register new TorchScript
     types); a class of the same name and config but other code must get its own trace, or none."""
-    from trajet.predict import trace_model
+    from trajet.predictor import trace_model
 
     alive = trace_model(_toy_model(branch_on_batch_size=False), with_types=False)
     assert alive is not None

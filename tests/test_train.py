@@ -8,22 +8,14 @@ from pathlib import Path
 import pytest
 
 from tests.train_fixtures import make_phrases, trained_tiny
+from trajet.base import fetch_base
+from trajet.encoding import encode_phrases
 from trajet.errors import TrajetError
 from trajet.labels import LABEL2ID
 from trajet.phrases import parse_markup
-from trajet.train import (
-    PRESETS,
-    TrainingConfig,
-    config_for,
-    encode_phrases,
-    is_validation,
-    load_training_data,
-    mirror_s3_prefix,
-    parse_set_options,
-    split_validation,
-    train_model,
-    weighted,
-)
+from trajet.train import train_model
+from trajet.train_config import PRESETS, TrainingConfig, config_for, parse_set_options
+from trajet.train_data import is_validation, load_training_data, split_validation, weighted
 
 
 @pytest.fixture(scope="session")
@@ -68,6 +60,32 @@ def test_every_preset_names_only_known_fields():
     for name, values in PRESETS.items():
         cfg = config_for(name, environ={})
         assert all(getattr(cfg, k) == v for k, v in values.items()), name
+
+
+def test_every_field_has_help_and_trainer_names_exist():
+    """The help is the field's documentation; the Trainer names are real `TrainingArguments` fields, so the
+    arguments built from them are the ones the Trainer reads."""
+    import dataclasses
+
+    from transformers import TrainingArguments
+
+    assert all(text.strip() for text in TrainingConfig.field_help().values())
+    trainer_fields = {f.name for f in dataclasses.fields(TrainingArguments)}
+    mapped = TrainingConfig().trainer_arguments()
+    assert set(mapped) <= trainer_fields
+    assert mapped["per_device_train_batch_size"] == 16 and mapped["warmup_steps"] == 0.1
+    assert mapped["num_train_epochs"] == 10.0 and mapped["lr_scheduler_type"] == "linear"
+
+
+def test_training_arguments_from_the_config(tmp_path):
+    from trajet.train import training_arguments
+
+    cfg = config_for("tiny", {"dataloader_workers": 1, "augment": 0.5}, environ={})
+    args = training_arguments(cfg, tmp_path / "ckpt")
+    assert (args.per_device_train_batch_size, args.per_device_eval_batch_size) == (16, 128)
+    assert (args.learning_rate, args.warmup_steps, args.eval_steps, args.save_steps) == (5e-3, 0.05, 20, 20)
+    assert args.train_sampling_strategy == "sequential" and args.dataloader_prefetch_factor == 16
+    assert args.greater_is_better and args.metric_for_best_model == "f1_macro" and args.seed == 42
 
 
 def test_set_options_parse():
@@ -124,7 +142,7 @@ def test_validation_metrics_decode_log_probs_like_the_predictor():
     """Checkpoint selection scores what users get: two predicted departures are decoded as departure + stop."""
     import numpy as np
 
-    from trajet.train import compute_token_metrics
+    from trajet.metrics import compute_token_metrics
 
     gold = [-100, LABEL2ID["B-DEPART"], LABEL2ID["O"], LABEL2ID["B-ARRIVEE"], LABEL2ID["B-VIA"], -100]
     probs = np.full((1, 6, len(LABEL2ID)), 0.01)
@@ -146,7 +164,7 @@ def test_validation_metrics_keep_entities_off_function_words():
     import numpy as np
 
     from trajet.decode import closed_words
-    from trajet.train import compute_token_metrics
+    from trajet.metrics import compute_token_metrics
 
     gold = [-100, LABEL2ID["B-DEPART"], LABEL2ID["B-ARRIVEE"], LABEL2ID["O"], LABEL2ID["O"], -100]
     probs = np.full((1, 6, len(LABEL2ID)), 0.01)
@@ -207,7 +225,6 @@ def test_trained_model_learns(tiny):
 
 
 def test_spelling_without_fuzzy_matching_is_refused_before_any_work(tmp_path):
-    from trajet.train import train_model
 
     phrases = make_phrases(4)
     cfg = config_for("tiny", {"gazetteer_spelling": True, "gazetteer_fuzzy": False})
@@ -220,7 +237,7 @@ def test_spelling_without_fuzzy_matching_is_refused_before_any_work(tmp_path):
 
 
 def test_local_base_dir_without_config_is_refused(tmp_path):
-    from trajet.train import resolve_base
+    from trajet.base import resolve_base
 
     (tmp_path / "empty").mkdir()
     with pytest.raises(TrajetError, match="no config.json"):
@@ -245,14 +262,14 @@ def test_s3_base_is_mirrored_once(tiny, tmp_path, monkeypatch):
         from trajet.base import mirror_base
 
         mirror_base(str(tiny["base"]), "s3://bases/mini/v1")
-        local = mirror_s3_prefix("s3://bases/mini/v1", tmp_path / "cache")
+        local = fetch_base("s3://bases/mini/v1", tmp_path / "cache")
         assert sorted(p.name for p in local.iterdir() if p.name != ".complete") == sorted(p.name for p in files)
         assert (local / "model.safetensors").read_bytes() == (Path(tiny["base"]) / "model.safetensors").read_bytes()
         stamp = (local / "config.json").stat().st_mtime_ns
-        assert mirror_s3_prefix("s3://bases/mini/v1", tmp_path / "cache") == local
+        assert fetch_base("s3://bases/mini/v1", tmp_path / "cache") == local
         assert (local / "config.json").stat().st_mtime_ns == stamp  # not downloaded again
         with pytest.raises(TrajetError, match="no manifest.json"):
-            mirror_s3_prefix("s3://bases/nothing", tmp_path / "cache")
+            fetch_base("s3://bases/nothing", tmp_path / "cache")
     finally:
         server.stop()
 
@@ -311,7 +328,7 @@ def test_concurrent_builds_of_one_base_both_succeed(tmp_path):
 
     from transformers import CamembertConfig, CamembertModel  # noqa: F401  (lazy imports are not thread-safe)
 
-    from trajet.base import MiniSpec, build_mini
+    from trajet.minibase import MiniSpec, build_mini
 
     texts = [p.text for p in make_phrases(80, seed=3)]
     out = tmp_path / "bases" / "tiny-same"
@@ -332,9 +349,9 @@ def _linear_with(value: float):
 
 
 def test_weight_averager_keeps_the_last_n_evaluated_states():
-    from trajet.train import _averaging_callback
+    from trajet.train_callbacks import averaging_callback
 
-    averager = _averaging_callback(3)
+    averager = averaging_callback(3)
     for value in (1.0, 2.0, 4.0, 9.0):  # the first one falls out of the window
         averager.on_evaluate(None, None, None, model=_linear_with(value))
     averager.frozen = True
@@ -356,14 +373,14 @@ class _ScoringTrainer:
 
 @pytest.mark.parametrize(("target", "used", "final"), [(5.0, True, 5.0), (9.0, False, 9.0)])
 def test_average_is_kept_only_when_it_beats_the_best_checkpoint_on_validation(target, used, final):
-    from trajet.train import _averaging_callback, _try_average
+    from trajet.train_callbacks import averaging_callback, try_average
 
-    averager = _averaging_callback(3)
+    averager = averaging_callback(3)
     for value in (2.0, 4.0, 9.0):
         averager.on_evaluate(None, None, None, model=_linear_with(value))
     trainer = _ScoringTrainer(_linear_with(9.0), target)  # the loaded best checkpoint: weights 9
     best = trainer.evaluate()
-    metrics, report = _try_average(trainer, averager, best, "f1_macro")
+    metrics, report = try_average(trainer, averager, best, "f1_macro")
     assert report["used"] is used and report["evaluations"] == 3
     assert report["f1_macro"] == pytest.approx(1.0 - abs(5.0 - target))
     assert float(trainer.model.weight.detach().mean()) == pytest.approx(final)
@@ -371,20 +388,19 @@ def test_average_is_kept_only_when_it_beats_the_best_checkpoint_on_validation(ta
 
 
 def test_average_of_loss_is_kept_when_lower():
-    from trajet.train import _averaging_callback, _try_average
+    from trajet.train_callbacks import averaging_callback, try_average
 
-    averager = _averaging_callback(2)
+    averager = averaging_callback(2)
     for value in (4.0, 6.0):
         averager.on_evaluate(None, None, None, model=_linear_with(value))
     trainer = _ScoringTrainer(_linear_with(6.0), 5.0)
-    metrics, report = _try_average(trainer, averager, trainer.evaluate(), "loss")
+    metrics, report = try_average(trainer, averager, trainer.evaluate(), "loss")
     assert report["used"] and metrics["eval_loss"] == pytest.approx(0.0)
 
 
 def test_training_with_weight_averaging_records_and_saves_the_chosen_weights(tmp_path, tiny):
     from trajet.evaluate import evaluate_model
     from trajet.predict import Predictor
-    from trajet.train import config_for, train_model
 
     cfg = config_for("tiny", {"base_model": str(tiny["base"]), "num_epochs": 7, "average_last": 3})
     result = train_model(tiny["train"], tiny["val"], cfg, tmp_path / "m", progress=False)
@@ -403,7 +419,6 @@ def test_training_with_pseudo_places_learns_and_records_the_setting(tmp_path, ti
     split: the hints and the context carry the decision, and the setting is saved with the model. Batches are
     prepared in a data-loader worker, as the mini preset does."""
     from trajet.evaluate import evaluate_model
-    from trajet.train import config_for, train_model
 
     cfg = config_for("tiny", {"base_model": str(tiny["base"]), "num_epochs": 8, "augment": 1.0,
                               "augment_place_prob": 0.7, "dataloader_workers": 1})

@@ -7,8 +7,8 @@ import json
 import pytest
 import torch
 
-from trajet.base import MiniSpec, build_mini
 from trajet.errors import TrajetError
+from trajet.minibase import MiniSpec, build_mini
 from trajet.vectors import fold, init_embeddings, piece_key
 
 WORDS = ("lundi mardi mercredi jeudi vendredi samedi dimanche janvier février mars avril juin juillet train gare "

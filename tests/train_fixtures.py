@@ -43,8 +43,9 @@ def trained_tiny(root: Path) -> dict[str, Any]:
     """Build a tiny base and train it once per test process (shared by the train/predict test modules)."""
     if "model" in _TRAINED:
         return _TRAINED
-    from trajet.base import MiniSpec, build_mini
-    from trajet.train import config_for, train_model
+    from trajet.minibase import MiniSpec, build_mini
+    from trajet.train import train_model
+    from trajet.train_config import config_for
 
     train, val = make_phrases(200, seed=1), make_phrases(40, seed=2)
     base = build_mini([p.text for p in train], root / "base", MiniSpec.named("tiny"))

@@ -26,9 +26,9 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
+from trajet.encoding import encode_words
 from trajet.lexicon import BEGINS, drop_spans, match_case
 from trajet.phrases import Phrase, Token, bio_to_spans
-from trajet.train import encode_words
 
 KEEP_MOST_FREQUENT = 200  # the cue words (de, à, via, vers, depuis, correspondance, escale...) rank below this
 WORD_PROB = 0.35  # share of the rare context words of an augmented sentence that are replaced

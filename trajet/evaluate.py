@@ -1,9 +1,9 @@
-"""Evaluation with seqeval in strict IOB2 mode: an entity counts only when its type and both boundaries match.
+"""Evaluation of a model on annotated phrases, with seqeval in strict IOB2 mode (trajet.metrics): an entity counts
+only when its type and both boundaries match.
 
-Gold and predicted spans are turned into BIO tags on the project's word tokens, then seqeval's strict entity
-extraction decides what an entity is. Precision/recall/F1 follow seqeval's definitions, with two additions
-stated here once: a set of sentences with no gold and no predicted entity scores 1.0; and a challenge group
-without gold entities (no-trip), where F1 is undefined, scores the share of its sentences left clean.
+Gold and predicted spans are turned into BIO tags on the project's word tokens, then scored by
+`trajet.metrics.scores_from_tags`. One addition here: a challenge group without gold entities (no-trip), where
+F1 is undefined, scores the share of its sentences left clean.
 """
 
 from __future__ import annotations
@@ -16,66 +16,8 @@ from typing import Any
 
 from trajet import config as trajet_config
 from trajet.errors import TrajetError
-from trajet.labels import ENTITY_TYPES
+from trajet.metrics import prf, scores_from_tags
 from trajet.phrases import Entity, Phrase, PhraseError, read_jsonl, spans_to_bio
-
-EntityKey = tuple[int, str, int, int]  # sentence index, type, first word, last word + 1 (seqeval order)
-
-
-def _entities(tag_seqs: Sequence[Sequence[str]]) -> set[EntityKey]:
-    from seqeval.scheme import IOB2, Entities
-
-    found = Entities([list(s) for s in tag_seqs], IOB2, suffix=False).entities
-    return {e.to_tuple() for sent in found for e in sent}
-
-
-def _prf(tp: int, n_pred: int, n_gold: int) -> dict[str, float]:
-    if n_pred == 0 and n_gold == 0:
-        return {"precision": 1.0, "recall": 1.0, "f1": 1.0}
-    p = tp / n_pred if n_pred else 0.0
-    r = tp / n_gold if n_gold else 0.0
-    f = 2 * p * r / (p + r) if p + r else 0.0
-    return {"precision": p, "recall": r, "f1": f}
-
-
-def scores_from_tags(y_true: Sequence[Sequence[str]], y_pred: Sequence[Sequence[str]]) -> dict[str, Any]:
-    """Micro, macro (over DEPART/ARRIVEE/VIA present in gold or predictions), per entity, exact match."""
-    if len(y_true) != len(y_pred):
-        raise ValueError(f"{len(y_true)} gold sentences but {len(y_pred)} predicted")
-    gold, pred = _entities(y_true), _entities(y_pred)
-    tp_set = gold & pred
-    per_entity: dict[str, dict[str, float]] = {}
-    macro_rows = []
-    for ent in ENTITY_TYPES:
-        g = sum(1 for e in gold if e[1] == ent)
-        p = sum(1 for e in pred if e[1] == ent)
-        t = sum(1 for e in tp_set if e[1] == ent)
-        row = _prf(t, p, g) if (g or p) else {"precision": 0.0, "recall": 0.0, "f1": 0.0}
-        per_entity[ent] = {**row, "support": g}
-        if g or p:
-            macro_rows.append(row)
-    micro = _prf(len(tp_set), len(pred), len(gold))
-    if macro_rows:
-        macro = {k: sum(r[k] for r in macro_rows) / len(macro_rows) for k in ("precision", "recall", "f1")}
-    else:
-        macro = dict(micro)
-    by_sent_gold: dict[int, set[EntityKey]] = defaultdict(set)
-    by_sent_pred: dict[int, set[EntityKey]] = defaultdict(set)
-    for e in gold:
-        by_sent_gold[e[0]].add(e)
-    for e in pred:
-        by_sent_pred[e[0]].add(e)
-    n = len(y_true)
-    exact = sum(1 for i in range(n) if by_sent_gold[i] == by_sent_pred[i])
-    return {
-        "n_sentences": n,
-        "micro": micro,
-        "macro": macro,
-        "per_entity": per_entity,
-        "exact_match": exact / n if n else 0.0,
-        "_gold_by_sentence": by_sent_gold,
-        "_pred_by_sentence": by_sent_pred,
-    }
 
 
 def _tags(phrase: Phrase, entities: Sequence[Entity], what: str, index: int) -> list[str]:
@@ -120,7 +62,7 @@ def evaluate_predictions(gold: Sequence[Phrase], predicted: Sequence[Sequence[En
         # its sentences would turn a 0/1 "F1" to 0. Its score is the share of its sentences left clean.
         report["groups"][group] = {
             "n": len(idx),
-            "micro_f1": _prf(tp, len(pr), len(g))["f1"] if g else exact,
+            "micro_f1": prf(tp, len(pr), len(g))["f1"] if g else exact,
             "exact_match": exact,
         }
     return report

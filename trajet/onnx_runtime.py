@@ -13,7 +13,7 @@ reuses them:
 - `<model_dir>/onnx/` is read first when it holds an export of these very weights (files shipped next to the
   model), and written when the cache folder is not writable.
 
-`OnnxPredictor` is a `trajet.predict.Predictor` whose forward pass runs in ONNX Runtime: word splitting,
+`OnnxPredictor` is a `trajet.predictor.Predictor` whose forward pass runs in ONNX Runtime: word splitting,
 sub-word encoding, batching, per-line errors and decoding are the same code, so the output fields are the same.
 No Prefect, no registry import here; onnx/onnxscript are needed only to export, onnxruntime to run.
 """
@@ -36,7 +36,7 @@ from typing import Any
 from trajet import config as trajet_config
 from trajet.errors import TrajetError
 from trajet.lexicon import Lexicon, model_lexicon
-from trajet.predict import Predictor, check_model_dir, load_tokenizer, max_length_of
+from trajet.predictor import Predictor, check_model_dir, load_tokenizer, max_length_of
 
 INSTALL_HINT = "the onnx backend needs: pip install 'trajet[onnx]'"
 FP32_FILE = "model.onnx"

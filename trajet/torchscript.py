@@ -2,7 +2,7 @@
 
 `trajet predict --model M "one sentence"` spent ~3.6 s of its ~5.6 s importing torch (1.2 s) and transformers'
 CamemBERT code (2.4 s, which pulls in torch._dynamo, torch.export and torch.distributed). The first such call
-traces the model with transformers (`trajet.predict.trace_model`, the graph the batched path runs), checks the
+traces the model with transformers (`trajet.predictor.trace_model`, the graph the batched path runs), checks the
 trace and then its reloaded copy against the eager model, and saves it; later calls `torch.jit.load` it, which
 needs torch but no transformers, and tokenize with the model's `tokenizer.json` through `tokenizers` alone when
 the export checked that it encodes exactly as transformers does (`trajet.onnx_runtime.PlainTokenizer`).
@@ -29,13 +29,13 @@ from typing import Any
 
 from trajet import config as trajet_config
 from trajet.errors import TrajetError
-from trajet.predict import Predictor
+from trajet.predictor import Predictor
 
 MODEL_FILE = "model.pt"
 META_FILE = "trajet_torchscript.json"
 # Bump when the export recipe changes: exports written by an older recipe are then rebuilt.
 EXPORT_FORMAT = 1
-_ATOL = 1e-4  # the in-process trace's own check (trajet.predict.trace_model)
+_ATOL = 1e-4  # the in-process trace's own check (trajet.predictor.trace_model)
 
 _exports = 0  # exports done by this process (tests check that a saved export is reused)
 
@@ -163,7 +163,7 @@ def export_trace(model_dir: Path, out_dir: Path, key: dict[str, Any]) -> dict[st
     from transformers.utils import logging as hf_logging
 
     from trajet.onnx_runtime import plain_tokenizer_agrees
-    from trajet.predict import trace_model
+    from trajet.predictor import trace_model
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
@@ -216,7 +216,7 @@ def load_saved(model_dir: Path, *, batch_size: int = 32, num_threads: int = 0,
 
     from trajet.lexicon import model_lexicon
     from trajet.onnx_runtime import PlainTokenizer, _config_dict, _id2label
-    from trajet.predict import check_model_dir, load_tokenizer, max_length_of
+    from trajet.predictor import check_model_dir, load_tokenizer, max_length_of
 
     model_dir = check_model_dir(model_dir)
     saved = ensure_saved_trace(model_dir, cache_root=cache_root)

@@ -33,8 +33,9 @@ def check(
 
     from trajet.backends import check_backend
     from trajet.behaviour import check_model, report_table
+    from trajet.commands.predict import resolve_model
     from trajet.evaluate import write_report
-    from trajet.predict import load_predictor, resolve_model
+    from trajet.predict import load_predictor
 
     if n_per_test < 1:
         raise TrajetError(f"--n-per-test {n_per_test}: expected at least 1")

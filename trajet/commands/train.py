@@ -1,4 +1,4 @@
-"""`trajet train`, `trajet evaluate`, `trajet predict`, `trajet base build-mini|mirror`.
+"""`trajet train`, `trajet evaluate`, `trajet base build-mini|mirror` (and registers `trajet predict` in its place).
 
 torch and transformers are imported inside the command bodies so `trajet --help` stays fast.
 """
@@ -6,7 +6,6 @@ torch and transformers are imported inside the command bodies so `trajet --help`
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import typer
@@ -14,6 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from trajet.backends import BACKEND_HELP
+from trajet.commands.predict import predict
 from trajet.errors import TrajetError
 
 console = Console(stderr=True)
@@ -35,7 +35,9 @@ def train(
 ) -> None:
     """Fine-tune the NER model and write a safetensors model directory with its card and training record."""
     from trajet.config import home
-    from trajet.train import config_for, load_training_data, parse_set_options, train_model
+    from trajet.train import train_model
+    from trajet.train_config import config_for, parse_set_options
+    from trajet.train_data import load_training_data
 
     cfg = config_for(preset, parse_set_options(sets))
     output = output or home() / "models" / "latest"
@@ -63,9 +65,10 @@ def evaluate(
 ) -> None:
     """Strict seqeval (IOB2) scores per entity, micro/macro, exact match, no-trip and challenge groups."""
     from trajet.backends import check_backend
+    from trajet.commands.predict import resolve_model
     from trajet.evaluate import evaluate_model, load_challenge, report_table, write_report
     from trajet.phrases import read_phrases
-    from trajet.predict import load_predictor, resolve_model
+    from trajet.predict import load_predictor
 
     if data is None and not challenge and behaviour_n <= 0:
         raise TrajetError("nothing to evaluate: give --data FILE, --challenge and/or --behaviour N")
@@ -97,51 +100,6 @@ def evaluate(
         console.print(f"report written to {escape(str(output))}", highlight=False)
 
 
-def predict(
-    text: str | None = typer.Argument(None, help="One sentence; prints one JSON object."),
-    model: str = typer.Option(..., "--model", "-m", help="Model directory, `champion` or a registry version."),
-    input_file: str | None = typer.Option(None, "--input", "-i", help="JSONL with a `text` field per line, or - for stdin."),
-    output_file: str | None = typer.Option(None, "--output", "-o", help="Where to write JSONL (default, or -: stdout)."),
-    batch_size: int = typer.Option(32, "--batch-size", help="Sentences per forward pass."),
-    backend: str = typer.Option("torch", "--backend", help=BACKEND_HELP),
-) -> None:
-    """Tag departure, arrival and stops; adds entities/departure/arrival/via (or error) to each object."""
-    from trajet.backends import check_backend
-    from trajet.predict import load_predictor, predict_stream, resolve_model
-
-    if (text is None) == (input_file is None):
-        raise TrajetError("give either one TEXT argument or --input FILE (or - for stdin)")
-    check_backend(backend)  # before resolve_model may pull the champion
-    # One sentence: tracing the model in-process would cost more than the one forward pass it speeds up; the
-    # trace saved by the first such call is loaded instead (no transformers import).
-    predictor = load_predictor(resolve_model(model), backend=backend, batch_size=batch_size, trace=text is None,
-                               saved_trace=text is not None)
-    if text is not None:
-        result = predictor.predict([text])[0]
-        typer.echo(json.dumps({"text": text, **result}, ensure_ascii=False))
-        return
-    assert input_file is not None
-    if input_file == "-":
-        lines, source = sys.stdin, "<stdin>"
-    else:
-        path = Path(input_file)
-        if not path.is_file():
-            raise TrajetError(f"input file not found: {path}")
-        try:
-            lines, source = path.read_text(encoding="utf-8-sig").splitlines(), str(path)
-        except UnicodeDecodeError as exc:
-            raise TrajetError(f"{path}: not UTF-8 text (byte {exc.start})") from None
-    if output_file in (None, "-"):
-        counts = predict_stream(predictor, lines, sys.stdout, source)
-    else:
-        out_path = Path(output_file)
-        out_path.parent.mkdir(parents=True, exist_ok=True)
-        with out_path.open("w", encoding="utf-8", newline="\n") as fh:
-            counts = predict_stream(predictor, lines, fh, source)
-        console.print(f"{counts['lines']} lines written to {escape(str(out_path))} ({counts['errors']} with an error field)",
-                      highlight=False)
-
-
 @base_app.command("build-mini")
 def build_mini_cmd(
     output: Path | None = typer.Option(None, "--output", "-o", help="Directory (default: under TRAJET_HOME/bases)."),
@@ -150,9 +108,9 @@ def build_mini_cmd(
     sets: list[str] = typer.Option([], "--set", help="Override a base setting: --set hidden_size=256."),
 ) -> None:
     """Build a small CamemBERT-architecture base from scratch with a BPE tokenizer trained on the corpus."""
-    from trajet.base import MiniSpec, build_mini, build_or_reuse, project_corpus
+    from trajet.minibase import MiniSpec, build_mini, build_or_reuse, project_corpus
     from trajet.phrases import read_phrases
-    from trajet.train import parse_set_options
+    from trajet.train_config import parse_set_options
 
     overrides = {k: json.loads(v) if v.strip() else v for k, v in parse_set_options(sets).items()}
     texts = [p.text for f in corpus for p in read_phrases(f)]

@@ -1,0 +1,83 @@
+"""Which phrases a training run sees: files or a store snapshot, the validation split, and the weight of the
+phrases people wrote.
+
+The validation split is chosen by a hash of the normalised text, the same bits as the store's, so re-runs,
+re-orderings and bench/gpu_train.py agree on it. Pure Python at import (the store loads only when used).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from trajet.errors import TrajetError
+from trajet.phrases import Phrase, normalise_text, read_phrases
+
+
+def is_validation(text: str) -> bool:
+    """1/8 of phrases, chosen by a hash of the normalised text so re-runs and re-orderings agree; the same
+    bits as the store's validation split (`store.hash_is_validation`)."""
+    digest = hashlib.sha256(normalise_text(text).encode("utf-8")).hexdigest()
+    return int(digest[8:16], 16) % 8 == 0
+
+
+def split_validation(phrases: Sequence[Phrase]) -> tuple[list[Phrase], list[Phrase]]:
+    train = [p for p in phrases if not is_validation(p.text)]
+    val = [p for p in phrases if is_validation(p.text)]
+    if not val or not train:  # tiny inputs: still keep something on each side
+        cut = max(1, len(phrases) // 8)
+        return list(phrases[cut:]), list(phrases[:cut])
+    return train, val
+
+
+def load_training_data(
+    train_path: Path | None = None,
+    validation_path: Path | None = None,
+    *,
+    snapshot_id: int | None = None,
+    engine: Any = None,
+) -> tuple[list[Phrase], list[Phrase], str]:
+    """(train, validation, content hash) from files or from a store snapshot."""
+    if train_path is not None:
+        train = read_phrases(train_path)
+        if validation_path is not None:
+            val = read_phrases(validation_path)
+        else:
+            train, val = split_validation(train)
+    else:
+        try:
+            from trajet import store
+        except ImportError:
+            raise TrajetError("no --train file given and the store is not available in this build") from None
+        eng = engine or store.get_engine()
+        store.ensure_schema(eng)
+        snap = store.create_snapshot(eng) if snapshot_id is None else store.get_snapshot(eng, snapshot_id)
+        train = store.load_split(eng, snap.id, "train")
+        val = store.load_split(eng, snap.id, "validation")
+        if not train:
+            raise TrajetError(f"snapshot {snap.id} has no training phrases: ingest data first (`trajet ingest`)")
+        return train, val, snap.content_hash
+    if not train:
+        raise TrajetError("no training phrases")
+    if not val:
+        raise TrajetError("no validation phrases")
+    return train, val, phrases_hash(train + val)
+
+
+def phrases_hash(phrases: Iterable[Phrase]) -> str:
+    h = hashlib.sha256()
+    for p in phrases:
+        h.update(json.dumps([p.text, [e.to_dict() for e in p.entities]], ensure_ascii=False).encode())
+        h.update(b"\n")
+    return h.hexdigest()
+
+
+def weighted(train: list[Phrase], human_weight: int) -> list[Phrase]:
+    """The training list with every phrase people wrote repeated `human_weight` times."""
+    if human_weight == 1:
+        return train
+    human = [p for p in train if "pattern" not in p.meta]
+    return train + human * (human_weight - 1)
