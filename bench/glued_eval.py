@@ -17,7 +17,7 @@ import re
 import time
 from pathlib import Path
 
-from trajet import predict as predict_module
+from trajet import predictor as predictor_module
 from trajet.config import data_dir
 from trajet.evaluate import evaluate_predictions
 from trajet.phrases import Entity, Phrase, PhraseError, read_jsonl, spans_to_bio, tokenize
@@ -72,11 +72,13 @@ def main() -> None:
         if len(phrases) >= args.limit:
             break
     print(f"{len(phrases)} glued phrases ({unknown} left out: place unknown to the splitter)")
-    predictor = predict_module.load_predictor(args.model)
+    from trajet.predict import load_predictor
+
+    predictor = load_predictor(args.model)
     texts = [p.text for p in phrases]
     results = {}
     for label, splitter in (("bare tokenizer (before)", NO_SPLIT), ("splitter (after)", None)):
-        predict_module.tokenize = lambda text, s=splitter: tokenize(text, s)  # noqa: B023 - bound per loop
+        predictor_module.tokenize = lambda text, s=splitter: tokenize(text, s)  # noqa: B023 - bound per loop
         t0 = time.perf_counter()
         predicted = predictor.predict_entities(texts)
         elapsed = time.perf_counter() - t0
