@@ -8,12 +8,12 @@ import pytest
 from trajet.labels import LABEL2ID
 from trajet.metrics import (
     bio_entities,
-    repair_bio,
     scores_from_tags,
     seqeval_entities,
     span_scores,
     word_tags,
 )
+from trajet.tags import repair_bio
 
 SEQUENCES = [
     # (gold, predicted): multi-word entities, adjacent same-type entities, boundary and label errors, misses,
