@@ -9,6 +9,7 @@ models and registries written before stay readable. The checks on a manifest's f
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -229,7 +230,7 @@ class ChampionPointer:
     def from_dict(cls, obj: Mapping[str, Any]) -> ChampionPointer:
         version = obj.get("version") if isinstance(obj, Mapping) else None
         if not isinstance(version, str) or not version:
-            raise TrajetError(f"champion pointer has no version: {str(obj)[:200]}")
+            raise TrajetError(f"champion pointer has no version: {json.dumps(obj, default=str)[:200]}")
         return cls(
             version=version,
             manifest_sha256=str(obj.get("manifest_sha256") or ""),

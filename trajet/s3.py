@@ -20,7 +20,9 @@ from trajet.errors import TrajetError
 # A hung endpoint (accepts, never answers) must fail in seconds, not hold a pull or a champion poll for minutes.
 # The read timeout bounds one wait for bytes, not a whole transfer: a large object streaming slowly is not cut.
 TIMEOUT_VARS = {"TRAJET_S3_CONNECT_TIMEOUT": 5.0, "TRAJET_S3_READ_TIMEOUT": 10.0}
-MAX_ATTEMPTS = 3  # TRAJET_S3_MAX_ATTEMPTS: tries per call, the first included
+# TRAJET_S3_MAX_ATTEMPTS, given to botocore as `max_attempts`, which counts retries: a call is tried at most
+# this many times plus one (botocore reports it as `total_max_attempts`).
+MAX_ATTEMPTS = 3
 # The S3-specific variable wins over the general one, as in the AWS SDKs: a MinIO for S3 and real AWS for the rest.
 ENDPOINT_VARS = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
 REGION_VARS = ("AWS_REGION", "AWS_DEFAULT_REGION")
