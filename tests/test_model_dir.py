@@ -6,15 +6,13 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-from pathlib import Path
 
 import pytest
 
 from tests.registry_helpers import write_model
 from trajet.errors import TrajetError
-from trajet.manifest import ChampionPointer, FileEntry, Manifest, provenance, stage_of
+from trajet.manifest import MANIFEST_FILE, ChampionPointer, FileEntry, Manifest, provenance, stage_of
 from trajet.model_dir import (
-    MANIFEST_FILE,
     MODEL_CARD_FILE,
     TRAINING_FILE,
     ModelDir,

@@ -17,8 +17,13 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from trajet.errors import TrajetError
-from trajet.model_dir import MANIFEST_FILE, PARTIAL_LOCK, PICKLE_SUFFIXES, WEIGHTS_SUFFIX
 
+MANIFEST_FILE = "manifest.json"  # the registry manifest, in a version folder and in a pulled copy
+POINTER_FILE = "champion.json"
+PARTIAL_LOCK = ".trajet-pull.lock"  # held inside a pull's temporary folder while it downloads
+WEIGHTS_SUFFIX = ".safetensors"
+# Every one of these is a pickle (or may be): loading it can run arbitrary code. Trajet loads safetensors only.
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
 SCHEMA_VERSION = 1  # the "format" of manifests and the pointer; readers accept every record without one too
 CHAMPION = "champion"
 STAGES = ("champion", "previous", "archived")

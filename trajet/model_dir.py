@@ -23,24 +23,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from trajet.errors import TrajetError
+from trajet.manifest import MANIFEST_FILE, PICKLE_SUFFIXES, WEIGHTS_SUFFIX, Manifest
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from trajet.lexicon import Lexicon
-    from trajet.manifest import Manifest
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
-WEIGHTS_SUFFIX = ".safetensors"
 TOKENIZER_FILE = "tokenizer.json"
 TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
 TOKENIZER_FILES = (TOKENIZER_FILE, TOKENIZER_CONFIG_FILE, "special_tokens_map.json")
 TRAINING_FILE = "trajet_training.json"
 MODEL_CARD_FILE = "README.md"
-MANIFEST_FILE = "manifest.json"  # the registry manifest, in a version folder and in a pulled copy
-POINTER_FILE = "champion.json"
-PARTIAL_LOCK = ".trajet-pull.lock"  # held inside a pull's temporary folder while it downloads
-# Every one of these is a pickle (or may be): loading it can run arbitrary code. Trajet loads safetensors only.
-PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
 log = logging.getLogger(__name__)
 
 
@@ -159,8 +153,6 @@ class ModelDir:
 
     @functools.cached_property
     def manifest(self) -> Manifest | None:
-        from trajet.manifest import Manifest
-
         raw = self.manifest_bytes
         if raw is None:
             return None
@@ -199,12 +191,11 @@ def read_training_info(model_dir: Path) -> dict[str, Any]:
 
 def model_card(info: Mapping[str, Any]) -> str:
     """A Hugging Face model card: YAML metadata (language, pipeline, metrics) then a short human summary."""
-    from trajet.train import BUILTIN_PREFIX
-
     cfg = info["config"]
     m = info["metrics"]
     base = cfg["base_model"]
-    hub_base = None if base.startswith((BUILTIN_PREFIX, "s3://", "/", ".")) else base
+    # Only a hub id ("org/name") names a base others can find; built-in ("trajet:mini"), s3:// and local bases don't.
+    hub_base = None if ":" in base or base.startswith(("/", ".")) else base
     front = [
         "---",
         "language: fr",

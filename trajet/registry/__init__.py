@@ -8,17 +8,19 @@ Layout under the registry root (a local folder or ``s3://bucket/prefix``)::
     champion.json                     pointer: version, manifest sha256, promoted_at, previous champion
     promotions/<timestamp>-<version>.json   append-only history of every pointer move
 
-Modules: `store` (the Store protocol and the choice of store by URI scheme), `local_store` and `s3_store`
-(one per kind of storage), `policy` (the rules: immutability, compare-and-swap, rollback, verified pulls),
-`versions` (version names, what a push uploads), `local_copy` (pull folders and the predict cache). The
-records themselves (Manifest, ChampionPointer) are `trajet.manifest`.
+Modules: `store` (the Store protocol), `local_store` and `s3_store` (one per kind of storage), `factory`
+(the store for a URI scheme, and `open_registry`), `policy` (the rules: immutability, compare-and-swap,
+rollback, verified pulls), `versions` (version names, what a push uploads), `partials` (pull folders),
+`model_cache` (the local copies `trajet predict --model` reads). The records themselves (Manifest,
+ChampionPointer) are `trajet.manifest`.
 """
 
 from __future__ import annotations
 
-from trajet import config
-from trajet.registry.local_copy import clean_stale_partials, resolve_model_ref
+from trajet.registry.factory import open_registry, open_store
 from trajet.registry.local_store import LocalStore
+from trajet.registry.model_cache import resolve_model_ref
+from trajet.registry.partials import clean_stale_partials
 from trajet.registry.policy import CHAMPION, Registry
 from trajet.registry.s3_store import S3Store
 from trajet.registry.store import (
@@ -27,7 +29,6 @@ from trajet.registry.store import (
     RegistryError,
     Store,
     digest_file,
-    open_store,
     sha256_bytes,
 )
 from trajet.registry.versions import VERSION_RE, check_version_name, code_version, scan_model_dir, utc_now
@@ -54,8 +55,3 @@ __all__ = [
     "utc_now",
 ]
 
-
-def open_registry(uri: str | None = None) -> Registry:
-    """The registry at `uri` (default TRAJET_REGISTRY_URI, else $TRAJET_HOME/registry)."""
-    uri = uri or config.registry_uri()
-    return Registry(open_store(uri), uri)

@@ -23,9 +23,17 @@ from pathlib import Path
 from typing import Any
 
 from trajet.errors import TrajetError
-from trajet.manifest import CHAMPION, RESERVED_KEYS, ChampionPointer, Manifest, stage_of
-from trajet.model_dir import MANIFEST_FILE, PARTIAL_LOCK, POINTER_FILE
-from trajet.registry.local_copy import clean_stale_partials, hold_partial
+from trajet.manifest import (
+    CHAMPION,
+    MANIFEST_FILE,
+    PARTIAL_LOCK,
+    POINTER_FILE,
+    RESERVED_KEYS,
+    ChampionPointer,
+    Manifest,
+    stage_of,
+)
+from trajet.registry.partials import clean_stale_partials, hold_partial
 from trajet.registry.store import (
     FileDigest,
     PreconditionFailed,

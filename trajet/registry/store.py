@@ -3,7 +3,7 @@
 Why a protocol: the registry's guarantees (immutable versions, compare-and-swap on the champion, verified
 pulls) are policy, written once in `trajet.registry.policy`; a store only has to offer conditional writes,
 reads with an ETag, listing and verification with the same semantics. One file per store, chosen by URI
-scheme, the way MLflow picks its artifact repositories.
+scheme in `trajet.registry.factory.open_store`, the way MLflow picks its artifact repositories.
 """
 
 from __future__ import annotations
@@ -77,20 +77,3 @@ class Store(Protocol):
 
     def list(self, prefix: str) -> list[str]: ...
 
-
-def open_store(uri: str) -> Store:
-    """The store for a registry URI: `s3://bucket/prefix`, `file:///path` or a plain local path."""
-    if uri.startswith("s3://"):
-        from trajet.registry.s3_store import S3Store
-
-        bucket, _, prefix = uri[5:].partition("/")
-        if not bucket:
-            raise TrajetError(f"registry URI {uri}: no bucket name")
-        return S3Store(bucket, prefix)
-    from trajet.registry.local_store import LocalStore
-
-    if uri.startswith("file://"):
-        uri = uri[7:]
-    elif "://" in uri:
-        raise TrajetError(f"registry URI {uri}: only s3://bucket/prefix or a local folder are supported")
-    return LocalStore(Path(uri))

@@ -11,8 +11,7 @@ from pathlib import Path
 
 from trajet import config
 from trajet.errors import TrajetError
-from trajet.manifest import CHAMPION, check_relpath, refuse_pickle
-from trajet.model_dir import MANIFEST_FILE, WEIGHTS_SUFFIX
+from trajet.manifest import CHAMPION, MANIFEST_FILE, WEIGHTS_SUFFIX, check_relpath, refuse_pickle
 from trajet.registry.store import FileDigest, digest_file
 
 VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")

@@ -1,10 +1,9 @@
-"""Local copies of registry versions: interrupted pulls cleaned up, and the cache `trajet predict --model`
-reads a version from."""
+"""Pull folders: a pull writes into a hidden sibling folder it holds a lock on, so that one killed midway
+leaves a folder the next pull can recognise as abandoned and remove."""
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import shutil
@@ -12,10 +11,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from trajet import config
-from trajet.errors import TrajetError
-from trajet.model_dir import MANIFEST_FILE, PARTIAL_LOCK
-from trajet.registry.store import sha256_bytes
+from trajet.manifest import PARTIAL_LOCK
 
 log = logging.getLogger("trajet.registry")
 # A partial folder without its lock file is either being born (a few microseconds) or was left by a process
@@ -67,45 +63,3 @@ def clean_stale_partials(parent: Path) -> list[Path]:
             removed.append(folder)
             log.info("removed %s, left by an interrupted pull", folder)
     return removed
-
-
-
-def _cached_copy_matches(target: Path, raw: bytes) -> bool:
-    """A cached pull is reused when its manifest is the registry's and every file has the listed size."""
-    try:
-        if sha256_bytes((target / MANIFEST_FILE).read_bytes()) != sha256_bytes(raw):
-            return False
-        manifest = json.loads(raw)
-        return all(
-            target.joinpath(*f["path"].split("/")).stat().st_size == f["size"] for f in manifest["files"]
-        )
-    except (OSError, ValueError, KeyError, TypeError):
-        return False
-
-
-def resolve_model_ref(ref: str, cache_dir: Path | None = None) -> Path:
-    """A model directory for `trajet predict --model REF`: an existing folder as is, else the registry's
-    `champion` or a version, pulled (verified) once into the cache, $TRAJET_HOME/models/<version>."""
-    as_path = Path(ref).expanduser()
-    if as_path.is_dir():
-        return as_path
-    from trajet.manifest import CHAMPION
-    from trajet.registry import open_registry
-    from trajet.registry.versions import VERSION_RE
-
-    if ref != CHAMPION and not VERSION_RE.match(ref):
-        raise TrajetError(f"{ref}: no such model directory, and not a registry version name")
-    registry = open_registry()
-    version, raw = registry.resolve(ref)
-    cache = Path(cache_dir) if cache_dir is not None else config.home() / "models"
-    target = cache / version
-    if _cached_copy_matches(target, raw):
-        return target
-    if target.exists():  # stale or damaged copy (e.g. a registry reset): replace it
-        shutil.rmtree(target)
-    try:
-        return registry.pull(version, target)
-    except TrajetError:
-        if _cached_copy_matches(target, raw):  # another process pulled it meanwhile
-            return target
-        raise
