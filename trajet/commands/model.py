@@ -92,29 +92,29 @@ def show_cmd(
     if as_json:
         typer.echo(json.dumps(manifest, indent=2, ensure_ascii=False))
         return
-    from trajet.manifest import stage_of
+    from trajet.manifest import Manifest, stage_of
 
     console = _console()
     stage = stage_of(version, reg.champion())
+    record = Manifest.from_dict(manifest, reg.version_uri(version))
     console.print(f"[bold]{_esc(version)}[/] ({stage}) at {_esc(reg.version_uri(version))}")
     for key in ("created_at", "code_version", "snapshot_hash", "base_model"):
-        if manifest.get(key):
-            console.print(f"  {key}: {_esc(manifest[key])}")
+        if getattr(record, key):
+            console.print(f"  {key}: {_esc(getattr(record, key))}")
     console.print(
         f"  test macro F1 {_f1(manifest, 'macro', 'f1')}, "
         + ", ".join(f"{e} {_f1(manifest, 'per_entity', e, 'f1')}" for e in ENTITIES)
     )
-    gate = manifest.get("gate")
-    if isinstance(gate, dict) and "rules" in gate:
+    if isinstance(record.gate, dict) and "rules" in record.gate:
         from trajet.gate import GateDecision
 
-        console.print(GateDecision.from_dict(gate).table())
+        console.print(GateDecision.from_dict(record.gate).table())
     files = Table(title="Files")
     files.add_column("path")
     files.add_column("bytes", justify="right")
     files.add_column("sha256")
-    for f in manifest.get("files", []):
-        files.add_row(_esc(f.get("path")), _esc(f.get("size")), _esc(f.get("sha256")))
+    for f in record.files:
+        files.add_row(_esc(f.path), _esc(f.size), _esc(f.sha256))
     console.print(files)
 
 
