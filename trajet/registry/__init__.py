@@ -17,11 +17,12 @@ ChampionPointer) are `trajet.manifest`.
 
 from __future__ import annotations
 
+from trajet.manifest import CHAMPION
 from trajet.registry.factory import open_registry, open_store
 from trajet.registry.local_store import LocalStore
 from trajet.registry.model_cache import resolve_model_ref
 from trajet.registry.partials import clean_stale_partials
-from trajet.registry.policy import CHAMPION, Registry
+from trajet.registry.policy import Registry
 from trajet.registry.s3_store import S3Store
 from trajet.registry.store import (
     FileDigest,
