@@ -18,9 +18,12 @@ SCRIPT = REPO_ROOT / "bench" / "gpu_train.py"
 GPU_MACHINE = ("torch", "transformers", "accelerate", "tokenizers", "safetensors", "typer", "rich")
 ABSENT = ("seqeval", "datasets", "prefect", "pandas", "sqlalchemy", "great_expectations", "boto3", "fastapi",
           "onnxruntime", "sklearn")
-# trajet.lexicon: pure Python (stdlib + trajet.phrases), imported by trajet.train for the gazetteer features.
-TRAJET_ALLOWED = {"trajet", "trajet.labels", "trajet.tags", "trajet.words", "trajet.phrases", "trajet.base", "trajet.config", "trajet.errors",
-                  "trajet.train", "trajet.lexicon", "trajet.places"}  # places: the word splitter reads the gazetteer
+# trajet.lexicon: pure Python (stdlib + trajet.phrases), imported by trajet.train for the gazetteer features;
+# trajet.model_dir and trajet.manifest: pure Python (stdlib), where training writes its info and model card.
+TRAJET_ALLOWED = {"trajet", "trajet.labels", "trajet.tags", "trajet.words", "trajet.phrases", "trajet.base",
+                  "trajet.config", "trajet.errors", "trajet.train", "trajet.lexicon",
+                  "trajet.places",  # places: the word splitter reads the gazetteer
+                  "trajet.model_dir", "trajet.manifest"}
 
 # Runs the script as __main__ with the absent packages made unimportable (and invisible to find_spec, as when
 # they are not installed), then writes every module it loaded.
