@@ -136,6 +136,7 @@ def run_demo(
     from trajet import config, registry, store
     from trajet.gate import GateConfig
     from trajet.generate import write_dataset
+    from trajet.model_dir import ModelDir
 
     home = config.home()
     result = DemoResult()
@@ -214,16 +215,18 @@ def run_demo(
         return result
     result.champion = pointer["version"]
     pulled = reg.pull("champion", home / "pulled" / pointer["version"])
-    manifest = json.loads((pulled / "manifest.json").read_text(encoding="utf-8"))
+    manifest = ModelDir(pulled).manifest
+    if manifest is None:  # a pull always leaves the manifest it verified
+        raise RuntimeError(f"{pulled} holds no registry manifest after the pull")
     files = Table(title=f"champion {pointer['version']}: every file checked against its manifest")
     files.add_column("file")
     files.add_column("bytes", justify="right")
     files.add_column("sha256")
-    for f in manifest["files"]:
-        files.add_row(escape(f["path"]), f"{f['size']:,}", f["sha256"][:16] + "…")
+    for f in manifest.files:
+        files.add_row(escape(f.path), f"{f.size:,}", f.sha256[:16] + "…")
     console.print(files)
     console.print(f"promoted at {pointer['promoted_at']}, previous champion: {pointer.get('previous') or 'none'}")
-    result.stages.append(Stage("pull champion", time.perf_counter() - t, f"{len(manifest['files'])} files verified"))
+    result.stages.append(Stage("pull champion", time.perf_counter() - t, f"{len(manifest.files)} files verified"))
 
     t = step("8. Predict real requests with the pulled champion")
     from trajet.predict import Predictor

@@ -35,6 +35,7 @@ from flows.tasks import (
     train_task,
     work_dir,
 )
+from trajet.model_dir import ModelDir
 
 SUMMARY_KEY = "retrain-summary"
 COMPARISON_KEY = "retrain-comparison"
@@ -64,17 +65,11 @@ def _rename_run(version: str) -> None:
 
 def champion_snapshot_hash(champion: dict[str, Any] | None) -> str | None:
     """The snapshot hash the champion was trained on, as recorded in its manifest."""
-    if not champion:
+    from trajet.manifest import Manifest
+
+    if not champion or not champion.get("manifest"):
         return None
-    manifest = champion.get("manifest") or {}
-    for source in (manifest, manifest.get("extra") or {}):
-        snap = source.get("snapshot")
-        if isinstance(snap, dict) and snap.get("content_hash"):
-            return str(snap["content_hash"])
-        for key in ("snapshot_hash", "dataset_snapshot_hash"):
-            if source.get(key):
-                return str(source[key])
-    return None
+    return Manifest.from_dict(champion["manifest"]).dataset_hash()
 
 
 def comparison_rows(candidate: dict[str, Any], champion: dict[str, Any] | None) -> list[dict[str, Any]]:
@@ -161,10 +156,9 @@ def _train_on_deployment(
     model_dir = Path(pull_task.with_options(task_run_name="pull-candidate-from-staging")(
         staging_uri(registry_uri), staging_version, str(dest)))
     # The staging manifest did its job (every sha256 checked); the promoted version gets its own.
-    staged = json.loads((model_dir / "manifest.json").read_text(encoding="utf-8"))
-    (model_dir / "manifest.json").unlink()
+    staged = ModelDir(model_dir, check=False).drop_manifest()
     return {
-        **(staged.get("training") or {}),
+        **((staged.extra.get("training") if staged else None) or {}),
         "output_dir": str(model_dir),
         "deployment": deployment,
         "flow_run": str(child.id),

@@ -20,10 +20,11 @@ GPU_MACHINE = ("torch", "transformers", "accelerate", "tokenizers", "safetensors
 ABSENT = ("seqeval", "datasets", "prefect", "pandas", "sqlalchemy", "great_expectations", "boto3", "fastapi",
           "onnxruntime", "sklearn")
 # The pure-Python parts of training the script shares with `trajet train`; trajet.lexicon (stdlib + trajet.phrases)
-# comes with trajet.encoding (gazetteer features), trajet.places with the word splitter (it reads the gazetteer).
+# comes with trajet.encoding (gazetteer features), trajet.places with the word splitter (it reads the gazetteer);
+# trajet.model_dir and trajet.manifest (stdlib) are where training writes its info and model card.
 TRAJET_ALLOWED = {"trajet", "trajet.labels", "trajet.tags", "trajet.words", "trajet.phrases", "trajet.minibase",
                   "trajet.config", "trajet.errors", "trajet.train_data", "trajet.encoding", "trajet.metrics",
-                  "trajet.lexicon", "trajet.places"}
+                  "trajet.lexicon", "trajet.places", "trajet.model_dir", "trajet.manifest"}
 
 # Runs the script as __main__ with the absent packages made unimportable (and invisible to find_spec, as when
 # they are not installed), then writes every module it loaded.

@@ -243,7 +243,8 @@ def test_serve_backend_onnx_answers_predict(warm_home, model_dir, tmp_path):
     import httpx
 
     from trajet.onnx_runtime import OnnxPredictor, export_count
-    from trajet.serve import ModelService, create_app, serve_in_thread
+    from trajet.serve import create_app, serve_in_thread
+    from trajet.service import ModelService
 
     before = export_count()
     service = ModelService(str(model_dir), cache_dir=tmp_path / "serve_cache", backend="onnx", threads=1)
@@ -265,7 +266,7 @@ def test_serve_backend_onnx_answers_predict(warm_home, model_dir, tmp_path):
 def test_hot_swapped_champion_uses_the_onnx_backend(warm_home, model_dir, tmp_path):
     from trajet.onnx_runtime import OnnxPredictor, export_count
     from trajet.registry import open_registry
-    from trajet.serve import ModelService
+    from trajet.service import ModelService
 
     registry = open_registry(str(tmp_path / "registry"))
     registry.push("v1", model_dir, {"metrics": {}})
@@ -314,7 +315,7 @@ def test_missing_onnxruntime_is_one_clear_line(command, tmp_path):
 
 
 def test_missing_onnxruntime_in_the_library(monkeypatch, tmp_path):
-    from trajet.serve import ModelService
+    from trajet.service import ModelService
 
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
     with pytest.raises(TrajetError, match=r"^the onnx backend needs: pip install 'trajet\[onnx\]'$"):

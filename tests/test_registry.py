@@ -16,9 +16,9 @@ from typer.testing import CliRunner
 from tests.registry_helpers import write_model
 from trajet.errors import TrajetError
 from trajet.registry import (
-    LocalBackend,
+    LocalStore,
     RegistryError,
-    S3Backend,
+    S3Store,
     open_registry,
     resolve_model_ref,
 )
@@ -93,7 +93,7 @@ def failing_writes(reg, at: int = 1, only: str = ""):
         count += 1
         return count >= at
 
-    if isinstance(reg.backend, S3Backend):
+    if isinstance(reg.backend, S3Store):
         from botocore.exceptions import EndpointConnectionError
 
         def hook(params, **kwargs):
@@ -107,7 +107,7 @@ def failing_writes(reg, at: int = 1, only: str = ""):
         finally:
             events.unregister("before-call.s3.PutObject", unique_id="inject")
     else:
-        assert isinstance(reg.backend, LocalBackend)
+        assert isinstance(reg.backend, LocalStore)
         original = reg.backend._replace
 
         def replace(tmp, dest):
@@ -551,7 +551,7 @@ def test_promote_refuses_a_version_that_cannot_be_pulled(registry, models, damag
             data = bytearray(registry.backend.read(key)[0])
             data[-1] ^= 0xFF  # same size: only the checksum tells
             registry.backend.put(key, bytes(data))
-        elif isinstance(registry.backend, LocalBackend):
+        elif isinstance(registry.backend, LocalStore):
             registry.backend._path(key).unlink()
         else:
             registry.backend.client.delete_object(Bucket=registry.backend.bucket, Key=registry.backend._key(key))
@@ -721,7 +721,7 @@ def test_s3_body_that_stops_mid_download_is_a_download_error_not_a_write_error(t
         "s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="t", aws_secret_access_key="t",
         config=Config(read_timeout=1, connect_timeout=1, retries={"max_attempts": 1}, s3={"addressing_style": "path"}),
     )
-    backend = S3Backend("bucket", "models", client=client)
+    backend = S3Store("bucket", "models", client=client)
     try:
         with pytest.raises(RegistryError) as caught:
             backend.download("versions/v1/model.safetensors", tmp_path / "model.safetensors")

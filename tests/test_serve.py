@@ -97,7 +97,7 @@ def registry(tmp_path, tiny_models):
 
 
 def _service(registry, tmp_path, **kw):
-    from trajet.serve import ModelService
+    from trajet.service import ModelService
 
     service = ModelService(
         kw.pop("model_ref", "champion"), registry_uri=str(tmp_path / "registry"),
@@ -402,7 +402,7 @@ def test_pinned_version_and_directory_do_not_follow_the_champion(registry, tmp_p
 
 
 def test_empty_registry_refuses_to_start(tmp_path):
-    from trajet.serve import ModelService
+    from trajet.service import ModelService
 
     service = ModelService("champion", registry_uri=str(tmp_path / "empty"), poll_interval=1)
     with pytest.raises(TrajetError, match="no champion"):
@@ -450,7 +450,8 @@ def test_follows_a_champion_in_s3(tmp_path, monkeypatch, tiny_models, expected):
     from moto.server import ThreadedMotoServer
 
     from trajet.registry import open_registry
-    from trajet.serve import ModelService, create_app, serve_in_thread
+    from trajet.serve import create_app, serve_in_thread
+    from trajet.service import ModelService
 
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     moto.start()

@@ -22,31 +22,10 @@ from typing import Any
 
 from trajet import config as trajet_config
 from trajet.errors import TrajetError
+from trajet.model_dir import check_safetensors
 
 BUILTIN_PREFIX = "trajet:"  # "trajet:mini" = a CamemBERT-architecture base built from the corpus (trajet.minibase)
 log = logging.getLogger(__name__)
-
-
-def check_safetensors(model_dir: Path) -> None:
-    """Refuse a folder whose weights are pickle-only, and say so when a pickle lies next to safetensors.
-
-    Why: loading a pickle can run arbitrary code, and a pickle that is not a plain state dict makes
-    transformers raise deep inside torch. Trajet loads safetensors only; a pickle beside them is ignored,
-    but a person looking at the folder should know which file was used."""
-    from trajet.registry import PICKLE_SUFFIXES
-
-    model_dir = Path(model_dir)
-    if not model_dir.is_dir():
-        return
-    pickles = sorted(p.name for p in model_dir.iterdir() if p.is_file() and p.name.lower().endswith(PICKLE_SUFFIXES))
-    if not pickles:
-        return
-    if not any(model_dir.glob("*.safetensors")):
-        raise TrajetError(
-            f"{model_dir}: only pickle-format weights ({', '.join(pickles)}); Trajet loads safetensors only: "
-            "re-save the model with save_pretrained(..., safe_serialization=True)"
-        )
-    log.warning("%s: ignoring %s (pickle format); loading the safetensors weights", model_dir, ", ".join(pickles))
 
 
 def base_cache_dir() -> Path:
@@ -97,24 +76,17 @@ HUB_PATTERNS = ["*.json", "*.safetensors", "*.model", "*.txt"]
 OFFLINE_VARS = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
 
 
-def _s3_client() -> Any:
-    """The S3 client the mirror reads and writes with: the registry's (retries, endpoint variables, credentials)."""
-    from trajet.registry import s3_client
-
-    return s3_client()
-
-
 def _backend(uri: str) -> Any:
-    from trajet.registry import LocalBackend, S3Backend
+    """The registry's store for the mirror's URI: the same S3 client (trajet.s3) and local folder code."""
+    from trajet.registry import open_store
 
     if uri.startswith("s3://"):
         bucket, _, prefix = uri[len("s3://"):].partition("/")
         if not bucket or not prefix.strip("/"):
             raise TrajetError(f"{uri}: expected s3://bucket/prefix (a prefix of its own for each base)")
-        return S3Backend(bucket, prefix, client=_s3_client())
-    if "://" in uri:
+    elif "://" in uri:
         raise TrajetError(f"{uri}: a base is mirrored to s3://bucket/prefix or a local folder")
-    return LocalBackend(Path(uri))
+    return open_store(uri)
 
 
 def _hub_download(repo_id: str, revision: str | None, tmp: Path) -> tuple[Path, str]:
@@ -200,7 +172,7 @@ def _same_base(raw: bytes, manifest: dict[str, Any], dest: str) -> dict[str, Any
 
 
 def _read_manifest(uri: str) -> tuple[Any, bytes, list[dict[str, Any]]]:
-    from trajet.registry import manifest_files
+    from trajet.manifest import manifest_files
 
     backend = _backend(uri)
     got = backend.read(BASE_MANIFEST)

@@ -143,10 +143,10 @@ class SourceItem:
 
 
 def s3_client() -> Any:
-    """boto3 S3 client; boto3 itself honours AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_S3 (MinIO, moto)."""
-    import boto3
+    """The project's S3 client (trajet.s3): same endpoint, credentials, timeouts and retries as the registry."""
+    from trajet import s3
 
-    return boto3.client("s3", endpoint_url=os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL"))
+    return s3.client()
 
 
 def list_source(source: str) -> list[SourceItem]:

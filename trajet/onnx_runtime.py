@@ -36,6 +36,7 @@ from typing import Any
 from trajet import config as trajet_config
 from trajet.errors import TrajetError
 from trajet.lexicon import Lexicon, model_lexicon
+from trajet.model_dir import TOKENIZER_CONFIG_FILE, TOKENIZER_FILE, TOKENIZER_FILES, WEIGHTS_FILE, ModelDir
 from trajet.predictor import Predictor, check_model_dir, load_tokenizer, max_length_of
 
 INSTALL_HINT = "the onnx backend needs: pip install 'trajet[onnx]'"
@@ -70,7 +71,7 @@ def require(*modules: str) -> None:
 def weights_sha256(model_dir: Path) -> str:
     """sha256 of model.safetensors (the value the registry manifest records); sharded weights hash together."""
     model_dir = Path(model_dir)
-    single = model_dir / "model.safetensors"
+    single = model_dir / WEIGHTS_FILE
     files = [single] if single.is_file() else sorted(model_dir.glob("*.safetensors"))
     if not files:
         raise TrajetError(f"{model_dir}: no *.safetensors weights to export")
@@ -311,7 +312,6 @@ def make_session(path: Path, *, num_threads: int = 0) -> Any:
 
 # --------------------------------------------------------------------------------------- tokenizer
 
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 # Sentences the export checks the plain `tokenizers` encoding on, against transformers' own: accents, case,
 # apostrophes, hyphens, digits, punctuation, a word the vocabulary never saw, an emoji.
 _TOKENIZER_PROBES = (
@@ -375,8 +375,8 @@ class PlainTokenizer:
 
         model_dir = Path(model_dir)
         try:
-            self._tok = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
-            cfg = json.loads((model_dir / "tokenizer_config.json").read_text(encoding="utf-8"))
+            self._tok = Tokenizer.from_file(str(model_dir / TOKENIZER_FILE))
+            cfg = json.loads((model_dir / TOKENIZER_CONFIG_FILE).read_text(encoding="utf-8"))
         except Exception as exc:  # noqa: BLE001 - any unreadable tokenizer: the caller falls back
             raise TrajetError(f"cannot load the tokenizer of {model_dir}: {exc}") from None
         self._tok.no_truncation()
@@ -419,13 +419,7 @@ def plain_tokenizer_agrees(model_dir: Path) -> bool:
 
 
 def _config_dict(model_dir: Path) -> dict[str, Any]:
-    try:
-        cfg = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise TrajetError(f"{model_dir}/config.json is not readable JSON: {exc}") from None
-    if not isinstance(cfg, dict):
-        raise TrajetError(f"{model_dir}/config.json is not a JSON object")
-    return cfg
+    return ModelDir(model_dir, check=False).config
 
 
 def _id2label(model_dir: Path, cfg: dict[str, Any]) -> dict[int, str]:

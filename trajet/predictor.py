@@ -328,13 +328,9 @@ def trace_model(model: Any, *, with_types: bool) -> Any | None:
 
 
 def check_model_dir(model_dir: Path) -> Path:
-    model_dir = Path(model_dir)
-    if not (model_dir / "config.json").is_file():
-        raise TrajetError(f"{model_dir} is not a model directory (no config.json)")
-    from trajet.base import check_safetensors
+    from trajet.model_dir import ModelDir
 
-    check_safetensors(model_dir)
-    return model_dir
+    return ModelDir(model_dir).path
 
 
 def load_tokenizer(model_dir: Path) -> Any:
@@ -356,10 +352,12 @@ def max_length_of(model_dir: Path, tokenizer: Any) -> int:
     passengers, classes) read by a model trained on shorter ones is still tagged well; refusing it would lose
     every entity of the sentence. RoBERTa/CamemBERT positions start after the pad id, hence the offset.
     """
+    from trajet.model_dir import ModelDir
+
     limits = [512]
     try:
-        cfg = json.loads((Path(model_dir) / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        cfg = ModelDir(model_dir, check=False).config
+    except TrajetError:
         cfg = {}
     positions = cfg.get("max_position_embeddings") if isinstance(cfg, dict) else None
     if isinstance(positions, int) and positions > 0:

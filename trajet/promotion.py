@@ -15,6 +15,7 @@ from typing import Any
 
 from trajet.errors import TrajetError
 from trajet.gate import GateConfig, GateDecision, decide
+from trajet.manifest import provenance
 from trajet.registry import Registry, open_registry
 
 
@@ -67,13 +68,15 @@ def gate_and_publish(
         return PublishOutcome(decision, None, None, run_id)
     extra = {
         **(manifest_extra or {}),
-        "metrics": candidate_eval,
-        "champion_version": champion_version,
-        "champion_metrics": champion_eval,
-        "gate": decision.to_dict(),
-        "snapshot_hash": snapshot_hash,
-        "base_model": base_model,
-        "training_config": training_config or {},
+        **provenance(
+            metrics=candidate_eval,
+            gate=decision.to_dict(),
+            champion_version=champion_version,
+            champion_metrics=champion_eval,
+            snapshot_hash=snapshot_hash,
+            base_model=base_model,
+            training_config=training_config,
+        ),
     }
     manifest: dict[str, Any] | None = None
     try:

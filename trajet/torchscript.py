@@ -29,6 +29,7 @@ from typing import Any
 
 from trajet import config as trajet_config
 from trajet.errors import TrajetError
+from trajet.model_dir import CONFIG_FILE
 from trajet.predictor import Predictor
 
 MODEL_FILE = "model.pt"
@@ -73,7 +74,7 @@ def export_key(model_dir: Path) -> dict[str, Any]:
     return {
         "format": EXPORT_FORMAT,
         "weights_sha256": weights_sha256(model_dir),
-        "config_sha256": _file_sha256(model_dir / "config.json"),
+        "config_sha256": _file_sha256(model_dir / CONFIG_FILE),
         "tokenizer_sha256": tokenizer_sha256(model_dir),
         "torch": torch.__version__,
         "transformers": _version("transformers"),

@@ -8,25 +8,23 @@ validation is scored (trajet.metrics) and what the Trainer reports (trajet.train
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trajet.base import BUILTIN_PREFIX, resolve_base
+from trajet.base import resolve_base
 from trajet.encoding import encode_phrases
 from trajet.errors import TrajetError
 from trajet.labels import ID2LABEL, LABEL2ID, LABELS
 from trajet.metrics import compute_token_metrics
+from trajet.model_dir import ModelDir, assert_safetensors_only
 from trajet.phrases import Phrase
 from trajet.train_callbacks import averaging_callback, progress_callback, try_average
 from trajet.train_config import TrainingConfig, cuda_available
 from trajet.train_data import weighted
-
-TRAINING_FILE = "trajet_training.json"
 
 
 @dataclass
@@ -273,8 +271,7 @@ def train_model(
         "labels": list(LABELS),
         "trainer": "transformers " + _transformers_version(),
     }
-    (output_dir / TRAINING_FILE).write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    (output_dir / "README.md").write_text(model_card(info), encoding="utf-8")
+    ModelDir(output_dir, check=False).write_training_info(info)
     assert_safetensors_only(output_dir)
     return TrainResult(output_dir=output_dir, best_metrics=best_metrics, steps=steps, seconds=seconds, history=info["history"])
 
@@ -283,91 +280,3 @@ def _transformers_version() -> str:
     import transformers
 
     return transformers.__version__
-
-
-def assert_safetensors_only(model_dir: Path) -> None:
-    """Pickled weights execute code on load; a published model directory must never carry them."""
-    bad = [p.name for p in model_dir.rglob("*") if p.suffix in {".bin", ".pt", ".pth", ".pkl", ".ckpt"}]
-    if bad:
-        raise TrajetError(f"{model_dir} holds pickled weight files: {', '.join(sorted(bad))}")
-    if not any(model_dir.glob("*.safetensors")):
-        raise TrajetError(f"{model_dir} holds no .safetensors weights")
-
-
-def model_card(info: Mapping[str, Any]) -> str:
-    """A Hugging Face model card: YAML metadata (language, pipeline, metrics) then a short human summary."""
-    cfg = info["config"]
-    m = info["metrics"]
-    base = cfg["base_model"]
-    hub_base = None if base.startswith((BUILTIN_PREFIX, "s3://", "/", ".")) else base
-    front = [
-        "---",
-        "language: fr",
-        "library_name: transformers",
-        "pipeline_tag: token-classification",
-        "tags: [token-classification, ner, travel, trajet]",
-    ]
-    if hub_base:
-        front.append(f"base_model: {hub_base}")
-    front += [
-        "model-index:",
-        "- name: trajet-ner",
-        "  results:",
-        "  - task: {type: token-classification, name: Travel NER}",
-        "    dataset: {type: trajet-phrases, name: validation split of the training snapshot}",
-        "    metrics:",
-        f"    - {{type: f1, name: macro F1 (DEPART, ARRIVEE, VIA), value: {m.get('f1_macro', 0):.4f}}}",
-        f"    - {{type: f1, name: micro F1, value: {m.get('f1_micro', 0):.4f}}}",
-        "---",
-        "",
-    ]
-    body = f"""# Trajet travel NER
-
-Tags French travel requests with `O, B-DEPART, I-DEPART, B-ARRIVEE, I-ARRIVEE, B-VIA, I-VIA`
-(departure, arrival, stops). Words come from `trajet.phrases.tokenize`; the label of a word is read on its
-first sub-token, so use `trajet predict` or `trajet.predict.Predictor` (which split words the same way)
-rather than the generic pipeline.
-
-| | |
-| --- | --- |
-| base | `{base}` |
-| preset | `{cfg.get("preset")}` |
-| training phrases | {info["n_train"]} (validation {info["n_validation"]}) |
-| dataset snapshot | `{info.get("snapshot_hash")}` |
-| steps | {info["steps"]} ({info["seconds"]} s) |
-| validation macro F1 | {m.get("f1_macro", 0):.4f} |
-| validation micro F1 | {m.get("f1_micro", 0):.4f} |
-| validation F1 DEPART / ARRIVEE / VIA | {m.get("f1_DEPART", 0):.4f} / {m.get("f1_ARRIVEE", 0):.4f} / {m.get("f1_VIA", 0):.4f} |
-
-Inputs: {_inputs_line(cfg)}.
-
-Hyperparameters: learning rate {cfg["learning_rate"]}, batch {cfg["batch_size"]}, max length {cfg["max_length"]},
-epochs {cfg["num_epochs"]}, warmup {cfg["warmup_ratio"]}, weight decay {cfg["weight_decay"]}, early stopping
-patience {cfg["early_stopping_patience"]} evaluations, best checkpoint by `{cfg["metric_for_best_model"]}`.
-The full configuration is in `{TRAINING_FILE}`.
-
-Limits: trained on generated French sentences; places it never saw in a similar context may be missed.
-Metrics above are on the validation split; the registry manifest holds test and challenge-set results.
-"""
-    return "\n".join(front) + body
-
-
-def _inputs_line(cfg: Mapping[str, Any]) -> str:
-    if not cfg.get("gazetteer"):
-        return "word tokens only"
-    line = ("word tokens plus gazetteer match features (token types 0/1/2: no match, first word, inside a known "
-            "place) from `trajet_lexicon.txt`, saved with the model")
-    if cfg.get("gazetteer_fuzzy"):
-        line += ("; types 3/4 mark a span one keyboard slip from a known place (context words of "
-                 "`trajet_known_words.txt` excepted)")
-    if cfg.get("gazetteer_spelling"):
-        line += ("; type 5 marks a rare word one slip from a frequent context word of `trajet_vocabulary.txt`, "
-                 "which the model reads in its place")
-    return line
-
-
-def read_training_info(model_dir: Path) -> dict[str, Any]:
-    path = Path(model_dir) / TRAINING_FILE
-    if not path.is_file():
-        return {}
-    return json.loads(path.read_text(encoding="utf-8"))

@@ -92,34 +92,29 @@ def show_cmd(
     if as_json:
         typer.echo(json.dumps(manifest, indent=2, ensure_ascii=False))
         return
+    from trajet.manifest import Manifest, stage_of
+
     console = _console()
-    pointer = reg.champion() or {}
-    stage = (
-        "champion"
-        if pointer.get("version") == version
-        else "previous"
-        if pointer.get("previous") == version
-        else "archived"
-    )
+    stage = stage_of(version, reg.champion())
+    record = Manifest.from_dict(manifest, reg.version_uri(version))
     console.print(f"[bold]{_esc(version)}[/] ({stage}) at {_esc(reg.version_uri(version))}")
     for key in ("created_at", "code_version", "snapshot_hash", "base_model"):
-        if manifest.get(key):
-            console.print(f"  {key}: {_esc(manifest[key])}")
+        if getattr(record, key):
+            console.print(f"  {key}: {_esc(getattr(record, key))}")
     console.print(
         f"  test macro F1 {_f1(manifest, 'macro', 'f1')}, "
         + ", ".join(f"{e} {_f1(manifest, 'per_entity', e, 'f1')}" for e in ENTITIES)
     )
-    gate = manifest.get("gate")
-    if isinstance(gate, dict) and "rules" in gate:
+    if isinstance(record.gate, dict) and "rules" in record.gate:
         from trajet.gate import GateDecision
 
-        console.print(GateDecision.from_dict(gate).table())
+        console.print(GateDecision.from_dict(record.gate).table())
     files = Table(title="Files")
     files.add_column("path")
     files.add_column("bytes", justify="right")
     files.add_column("sha256")
-    for f in manifest.get("files", []):
-        files.add_row(_esc(f.get("path")), _esc(f.get("size")), _esc(f.get("sha256")))
+    for f in record.files:
+        files.add_row(_esc(f.path), _esc(f.size), _esc(f.sha256))
     console.print(files)
 
 
@@ -142,24 +137,17 @@ def pull_cmd(
 def manifest_extra_from_model_dir(model_dir: Path, evaluation: Path | None) -> dict[str, Any]:
     """Provenance for a manual push: what training wrote next to the weights, plus an optional
     `evaluate.full_evaluation` JSON as the version's metrics."""
-    extra: dict[str, Any] = {}
-    info_path = model_dir / "trajet_training.json"
-    if info_path.is_file():
-        try:
-            info = json.loads(info_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise TrajetError(f"{info_path}: not valid JSON ({exc})") from exc
-        cfg = info.get("config") or {}
-        extra["training_config"] = cfg
-        extra["base_model"] = cfg.get("base_model") or info.get("base_model_resolved")
-        extra["snapshot_hash"] = info.get("snapshot_hash")
-        extra["training_metrics"] = info.get("metrics")
+    from trajet.manifest import provenance
+    from trajet.model_dir import ModelDir
+
+    folder = ModelDir(model_dir, check=False)
+    metrics = None
     if evaluation is not None:
         try:
-            extra["metrics"] = json.loads(evaluation.read_text(encoding="utf-8"))
+            metrics = json.loads(evaluation.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise TrajetError(f"{evaluation}: cannot read evaluation JSON ({exc})") from exc
-    return extra
+    return provenance(folder.training_info if folder.has_training_info else None, metrics=metrics)
 
 
 def default_version(model_dir: Path) -> str:

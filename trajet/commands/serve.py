@@ -48,7 +48,8 @@ def serve(
     from rich.console import Console
 
     from trajet.errors import TrajetError
-    from trajet.serve import Limits, ModelService, run_server
+    from trajet.serve import Limits, run_server
+    from trajet.service import ModelService
 
     for name, value in (("--max-text-chars", max_text_chars), ("--max-texts", max_texts),
                         ("--max-body-bytes", max_body_bytes), ("--batch-texts", batch_texts)):
