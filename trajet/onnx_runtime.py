@@ -483,12 +483,12 @@ class OnnxPredictor(Predictor):
         """(batch, length, labels) logits as a float32 numpy array."""
         return self.session.run(["logits"], {name: _as_numpy(t) for name, t in inputs.items()})[0]
 
-    def _log_probs(self, batch: Sequence[Any]) -> list[list[list[float]]]:
+    def _log_probs(self, batch: Sequence[Any]) -> Any:
         import numpy as np
 
         logits = np.asarray(self._logits(self._encode_batch(batch)), dtype=np.float64)
         shifted = logits - logits.max(axis=-1, keepdims=True)
-        return (shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))).tolist()
+        return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
 
 def _as_numpy(tensor: Any) -> Any:
