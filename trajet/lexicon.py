@@ -338,6 +338,9 @@ class Lexicon:
 
     def _near(self, folded: Sequence[str], i: int) -> int:
         """Word count of the longest span starting at word i that is one slip from a known name, 0 if none."""
+        first = folded[i]
+        if first in self.known_words and first not in ARTICLES:  # no span may start on it: the test below, once
+            return 0
         for n in range(min(FUZZY_MAX_WORDS, len(folded) - i), 0, -1):
             span = folded[i : i + n]
             first_ok = span[0] not in self.known_words or (n > 1 and span[0] in ARTICLES)
