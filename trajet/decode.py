@@ -37,7 +37,19 @@ ONCE = ("DEPART", "ARRIVEE")
 def closed_words(words: Sequence[str]) -> list[bool]:
     """Which words cannot end an entity: the function words, and words ending on punctuation or a symbol (the
     `St.` of `St.Herlain`), which ingestion refuses as a span's edge."""
-    return [normalise_text(w) in FUNCTION_WORDS or bool(w) and unicodedata.category(w[-1])[0] in "PZSC" for w in words]
+    out = []
+    for w in words:
+        closed = _CLOSED.get(w)
+        if closed is None:
+            closed = normalise_text(w) in FUNCTION_WORDS or bool(w) and unicodedata.category(w[-1])[0] in "PZSC"
+            if len(_CLOSED) >= 100_000:
+                _CLOSED.clear()
+            _CLOSED[w] = closed
+        out.append(closed)
+    return out
+
+
+_CLOSED: dict[str, bool] = {}  # per word: requests repeat their words
 
 
 def is_valid(tag_ids: Sequence[int], closed: Sequence[bool] | None = None) -> bool:
