@@ -462,14 +462,15 @@ class PlainTokenizer:
         return _Encoding(self._tok.encode_batch(words, is_pretokenized=True, add_special_tokens=True))
 
 
-def plain_tokenizer_agrees(model_dir: Path) -> bool:
+def plain_tokenizer_agrees(model_dir: Path, *, plain: PlainTokenizer | None = None, hf: Any = None) -> bool:
     """Export-time check (transformers is loaded there anyway): the plain tokenizer gives the same ids, word
-    ids, pad id and length limit as transformers' on the probe sentences, words split as Trajet splits them."""
+    ids, pad id and length limit as transformers' on the probe sentences, words split as Trajet splits them.
+    `plain`, `hf`: the two tokenizers of this model when the caller has them loaded already."""
     from trajet.phrases import tokenize
 
     try:
-        plain = PlainTokenizer(model_dir)
-        hf = load_tokenizer(model_dir)
+        plain = PlainTokenizer(model_dir) if plain is None else plain
+        hf = load_tokenizer(model_dir) if hf is None else hf
     except TrajetError:
         return False
     words = [[t.text for t in tokenize(text)] for text in _TOKENIZER_PROBES]

@@ -80,6 +80,17 @@ class Predictor:
         except (OSError, ValueError) as exc:
             raise TrajetError(f"cannot load model from {model_dir}: {exc}") from None
         model.eval()
+        # Batches are encoded by the `tokenizers` library alone (sub-word ids kept per word) when it answers
+        # exactly as the transformers tokenizer on the probe sentences, as the ONNX and saved-trace predictors do:
+        # transformers' batch encoding was a tenth of batched inference.
+        from trajet.onnx_runtime import PlainTokenizer, plain_tokenizer_agrees
+
+        try:
+            plain = PlainTokenizer(model_dir)
+        except TrajetError:
+            plain = None
+        if plain is not None and plain_tokenizer_agrees(model_dir, plain=plain, hf=tokenizer):
+            tokenizer = plain
         predictor = cls(model, tokenizer, max_length=max_length_of(model_dir, tokenizer), batch_size=batch_size,
                         lexicon=model_lexicon(model_dir, getattr(model.config, "trajet_features", None)))
         if trace:
