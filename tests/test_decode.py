@@ -98,3 +98,66 @@ def test_viterbi_finds_the_best_valid_sequence(rows, closed, with_closed):
         if decode.is_valid(seq, closed)
     )
     assert math.isclose(got, optimum, rel_tol=0, abs_tol=1e-9)
+
+
+def _viterbi_reference(log_probs, closed=None):
+    """The search as first written (each move tested for every word), to check the table-driven one against."""
+    n_tags = len(LABELS)
+    once_bit = {kind: 1 << k for k, kind in enumerate(decode.ONCE)}
+    n_states = n_tags * (1 << len(decode.ONCE))
+    kinds = [None if t == "O" else t[2:] for t in LABELS]
+    score = [-math.inf] * n_states
+    score[LABELS.index("O")] = 0.0
+    back = []
+    for i, row in enumerate(log_probs):
+        new, ptr = [-math.inf] * n_states, [-1] * n_states
+        must_go_on = closed is not None and i > 0 and closed[i - 1]
+        for state in range(n_states):
+            if score[state] == -math.inf:
+                continue
+            prev, used = state % n_tags, state // n_tags
+            for t in range(n_tags):
+                inside, begin = LABELS[t].startswith("I-"), LABELS[t].startswith("B-")
+                if must_go_on and kinds[prev] is not None and not inside:
+                    continue
+                if inside:
+                    if kinds[prev] != kinds[t]:
+                        continue
+                    nxt = used
+                elif begin:
+                    bit = once_bit.get(kinds[t], 0)
+                    if used & bit:
+                        continue
+                    nxt = used | bit
+                else:
+                    nxt = used
+                cand, j = score[state] + row[t], nxt * n_tags + t
+                if cand > new[j]:
+                    new[j], ptr[j] = cand, state
+        back.append(ptr)
+        score = new
+    if closed is not None and log_probs and closed[-1]:
+        score = [v if kinds[st % n_tags] is None else -math.inf for st, v in enumerate(score)]
+    state = max(range(n_states), key=score.__getitem__)
+    tags = []
+    for ptr in reversed(back):
+        tags.append(state % n_tags)
+        state = ptr[state]
+    return tags[::-1]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(st.sampled_from([-8.0, -3.0, -1.0, -0.5, 0.0]), min_size=len(LABELS), max_size=len(LABELS)),
+                min_size=1, max_size=8),
+       st.lists(st.booleans(), min_size=8, max_size=8), st.booleans())
+def test_table_driven_viterbi_answers_as_the_first_one_did(rows, closed, with_closed):
+    """Same sequence, ties included (few distinct scores make many), as the search that tested each move."""
+    closed = closed[: len(rows)] if with_closed else None
+    assert decode.viterbi(rows, closed) == _viterbi_reference(rows, closed)
+    best = [max(range(len(LABELS)), key=lambda t, r=r: (r[t], -t)) for r in rows]  # first of equal maxima
+    assert decode.decode(rows, closed, best=best) == decode.decode(rows, closed)
+
+
+def test_closed_words_answer_the_same_the_second_time():
+    words = ["de", "La", "Rochelle", "St.", "→", "", "l'", "Lyon"]
+    assert decode.closed_words(words) == decode.closed_words(words) == [True, True, False, True, True, False, True, False]

@@ -393,7 +393,7 @@ def test_onnx_predict_imports_neither_torch_nor_transformers(warm_home, model_di
 def test_a_batch_encoding_lists_its_ids_once():
     """The predictor reads `input_ids` row by row: rebuilding the whole list on each read made a batch of n
     sentences cost n^2 (2,000 sentences ran at a third of the speed)."""
-    from trajet.onnx_runtime import _Encoding
+    from trajet.subwords import _Encoding
 
     class Enc:
         def __init__(self, ids):
@@ -402,3 +402,43 @@ def test_a_batch_encoding_lists_its_ids_once():
     enc = _Encoding([Enc([0, 5, 2]), Enc([0, 7, 8, 2])])
     assert enc["input_ids"] is enc["input_ids"]
     assert enc["input_ids"] == [[0, 5, 2], [0, 7, 8, 2]] and enc.word_ids(1) == [None, 0, 1, None]
+
+
+def test_plain_tokenizer_words_encoded_once_give_the_sentence_encoding(model_dir, tiny, monkeypatch):
+    """Sub-word ids kept per word, assembled with the special tokens: the same ids and word ids as `tokenizers`
+    encoding whole sentences, on a cold cache, a warm one and one that restarts when full."""
+    from trajet import subwords
+    from trajet.phrases import tokenize
+    from trajet.subwords import PlainTokenizer
+
+    plain = PlainTokenizer(model_dir)
+    assert plain._around is not None  # the probes agreed: the per-word path is the one in use
+    texts = [p.text for p in tiny["train"][:200] + tiny["val"]] + ["Metz - Lyon par Nancy 🚄 xqzwvk ŒUVRE Ça ß ı"]
+    words = [[t.text for t in tokenize(text)] for text in texts]
+    expected = plain._tok.encode_batch(words, is_pretokenized=True, add_special_tokens=True)
+
+    def check(enc):
+        assert enc["input_ids"] == [e.ids for e in expected]
+        assert all(enc.word_ids(i) == list(e.word_ids) for i, e in enumerate(expected))
+
+    check(plain(words))
+    check(plain(words))
+    monkeypatch.setattr(subwords, "WORD_CACHE_SIZE", 50)
+    check(plain(words))
+    assert len(plain._pieces) <= max(50, len({w for ws in words for w in ws}))
+
+
+def test_plain_tokenizer_falls_back_to_whole_sentences_when_words_do_not_assemble(model_dir, monkeypatch):
+    from trajet.subwords import PlainTokenizer
+
+    monkeypatch.setattr(PlainTokenizer, "_assemble", lambda self, words: onnx_runtime_encoding([[1]] * len(words)))
+    plain = PlainTokenizer(model_dir)
+    assert plain._around is None
+    enc = plain([["Paris", "Lyon"]])
+    assert enc["input_ids"] == [plain._tok.encode(["Paris", "Lyon"], is_pretokenized=True).ids]
+
+
+def onnx_runtime_encoding(ids):
+    from trajet.subwords import _Encoding
+
+    return _Encoding(ids=ids, word_ids=[[None] * len(row) for row in ids])

@@ -1,3 +1,4 @@
+import json
 from pathlib import Path
 
 import pytest
@@ -219,3 +220,16 @@ def test_local_boundary_checks_agree_on_the_data():
     for phrase in phrases:
         _boundaries_agree(phrase.text)
     _boundaries_agree("Je pars d'Orléans jusqu'à L'Isle-Adam (via Lyon), Paris->Lyon... aujourd'hui")
+
+
+def test_tokenize_cuts_as_the_scan_does():
+    """`tokenize` writes out `scan_spans`'s loop (the one `is_token_start` uses): the same tokens on every sentence of
+    the challenge set and glued, hyphenated or elided words."""
+    from trajet.phrases import default_splitter, iter_lines
+    from trajet.words import scan_spans as _scan
+
+    texts = [json.loads(line)["text"] for _, line in iter_lines(Path(__file__).parent.parent / "data" / "challenge.jsonl")]
+    texts += ["deLyon à Paris-Lyon via jusqu'àNice", "d'Orléans -> L'Isle-sur-la-Sorgue...", "Saint-Étienne, aParis !"]
+    for text in texts:
+        spans = list(_scan(text, 0, len(text), default_splitter()))
+        assert [(t.start, t.end, t.text) for t in tokenize(text)] == [(a, b, text[a:b]) for a, b in spans]

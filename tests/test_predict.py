@@ -244,3 +244,17 @@ def test_tracing_failure_falls_back_to_eager(tiny, monkeypatch):
     assert fallback._traced is None
     texts = [p.text for p in tiny["train"][:20]]
     assert fallback.predict(texts) == Predictor.load(tiny["model"], trace=False).predict(texts)
+
+
+def test_torch_predictor_encodes_with_the_plain_tokenizer_only_where_it_agrees(predictor, tiny):
+    """Loaded with the `tokenizers`-only encoder (per-word ids) when it answers as transformers does: the same ids
+    and word ids as the transformers tokenizer on the tiny model's sentences."""
+    from trajet.phrases import tokenize
+    from trajet.subwords import PlainTokenizer, load_tokenizer
+
+    assert isinstance(predictor.tokenizer, PlainTokenizer)
+    words = [[t.text for t in tokenize(p.text)] for p in tiny["train"][:100] + tiny["val"]]
+    hf = load_tokenizer(tiny["model"])
+    ours, theirs = predictor.tokenizer(words), hf(words, is_split_into_words=True, truncation=False)
+    assert ours["input_ids"] == [list(ids) for ids in theirs["input_ids"]]
+    assert all(ours.word_ids(i) == list(theirs.word_ids(i)) for i in range(len(words)))

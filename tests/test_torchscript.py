@@ -69,7 +69,7 @@ def _same_answers(got: list[dict], want: list[dict]) -> None:
 
 
 def test_saved_trace_answers_like_the_eager_path(saved, model_dir, eager, sample):
-    from trajet.onnx_runtime import PlainTokenizer
+    from trajet.subwords import PlainTokenizer
     from trajet.torchscript import export_count, load_saved
 
     before = export_count()

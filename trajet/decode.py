@@ -37,7 +37,19 @@ ONCE = ("DEPART", "ARRIVEE")
 def closed_words(words: Sequence[str]) -> list[bool]:
     """Which words cannot end an entity: the function words, and words ending on punctuation or a symbol (the
     `St.` of `St.Herlain`), which ingestion refuses as a span's edge."""
-    return [normalise_text(w) in FUNCTION_WORDS or bool(w) and unicodedata.category(w[-1])[0] in "PZSC" for w in words]
+    out = []
+    for w in words:
+        closed = _CLOSED.get(w)
+        if closed is None:
+            closed = normalise_text(w) in FUNCTION_WORDS or bool(w) and unicodedata.category(w[-1])[0] in "PZSC"
+            if len(_CLOSED) >= 100_000:
+                _CLOSED.clear()
+            _CLOSED[w] = closed
+        out.append(closed)
+    return out
+
+
+_CLOSED: dict[str, bool] = {}  # per word: requests repeat their words
 
 
 def is_valid(tag_ids: Sequence[int], closed: Sequence[bool] | None = None) -> bool:
@@ -68,36 +80,29 @@ def _argmax(row: Sequence[float]) -> int:
     return best
 
 
-def decode(log_probs: Sequence[Sequence[float]], closed: Sequence[bool] | None = None) -> list[int]:
+def decode(log_probs: Sequence[Sequence[float]], closed: Sequence[bool] | None = None,
+           best: list[int] | None = None) -> list[int]:
     """Tag ids, one per word, from per-word log-probabilities over `LABELS` (any monotone score works);
-    `closed` (see `closed_words`) marks the words that cannot end an entity."""
-    best = [_argmax(row) for row in log_probs]
+    `closed` (see `closed_words`) marks the words that cannot end an entity. `best`: each row's best tag (the
+    first of equal maxima) when the caller has it already (the predictor takes them for a whole batch at once)."""
+    if best is None:
+        best = [_argmax(row) for row in log_probs]
     if is_valid(best, closed):
         return best
     return viterbi(log_probs, closed)
 
 
-def viterbi(log_probs: Sequence[Sequence[float]], closed: Sequence[bool] | None = None) -> list[int]:
-    """The highest-scoring valid sequence. A state is (tag, departure opened, arrival opened)."""
+def _transitions() -> tuple[tuple[tuple[tuple[int, int, int], ...], ...], ...]:
+    """Per "an open entity must go on" (0/1), per state: the allowed (tag, next state) moves, in tag order."""
     n_tags = len(LABELS)
     once_bit = {kind: 1 << k for k, kind in enumerate(ONCE)}
-
-    def index(tag: int, used: int) -> int:
-        return used * n_tags + tag
-
     n_states = n_tags * (1 << len(ONCE))
-    score = [_NEG] * n_states
-    score[index(_O, 0)] = 0.0  # before the first word: as if after an O, nothing used
-    back: list[list[int]] = []
-    for i, row in enumerate(log_probs):
-        new = [_NEG] * n_states
-        ptr = [-1] * n_states
-        must_go_on = closed is not None and i > 0 and closed[i - 1]  # an entity open at word i-1 continues
+    table = []
+    for must_go_on in (False, True):
+        per_state = []
         for state in range(n_states):
-            s = score[state]
-            if s == _NEG:
-                continue
             prev, used = state % n_tags, state // n_tags
+            moves = []
             for t in range(n_tags):
                 if must_go_on and _TYPE[prev] is not None and not _INSIDE[t]:
                     continue
@@ -112,8 +117,33 @@ def viterbi(log_probs: Sequence[Sequence[float]], closed: Sequence[bool] | None 
                     nxt_used = used | bit
                 else:
                     nxt_used = used
+                moves.append((t, nxt_used * n_tags + t))
+            per_state.append(tuple(moves))
+        table.append(tuple(per_state))
+    return tuple(table)
+
+
+_MOVES = _transitions()  # the rules are fixed: built once, not for every word of every sentence
+
+
+def viterbi(log_probs: Sequence[Sequence[float]], closed: Sequence[bool] | None = None) -> list[int]:
+    """The highest-scoring valid sequence. A state is (tag, departure opened, arrival opened); the moves a
+    state allows come from `_MOVES`, visited in the same order (states, then tags) so ties fall the same way."""
+    n_tags = len(LABELS)
+    n_states = len(_MOVES[0])
+    score = [_NEG] * n_states
+    score[_O] = 0.0  # before the first word: as if after an O, nothing used (state of O with nothing used)
+    back: list[list[int]] = []
+    for i, row in enumerate(log_probs):
+        new = [_NEG] * n_states
+        ptr = [-1] * n_states
+        moves = _MOVES[closed is not None and i > 0 and bool(closed[i - 1])]  # an entity open at i-1 continues
+        for state in range(n_states):
+            s = score[state]
+            if s == _NEG:
+                continue
+            for t, j in moves[state]:
                 cand = s + row[t]
-                j = index(t, nxt_used)
                 if cand > new[j]:
                     new[j], ptr[j] = cand, state
         back.append(ptr)

@@ -147,6 +147,7 @@ class Vocabulary:
             for d in _deletions(w) | {w}:
                 self._index.setdefault(d, []).append(w)
         self._surface = {w: surface for w, (surface, _) in targets.items()}
+        self._meant: dict[str, str | None] = {}  # answers per folded word: requests repeat their words
 
     @classmethod
     def count(cls, sentences: Iterable[Sequence[tuple[str, str]]], places: Collection[str] = ()) -> Vocabulary:
@@ -185,8 +186,14 @@ class Vocabulary:
         doubled letter counts as added)."""
         if len(folded) < SPELL_MIN_CHARS or folded in self.seen or not folded.replace("'", "").isalpha():
             return None
+        if folded in self._meant:
+            return self._meant[folded]
         found = {w for d in _deletions(folded) | {folded} for w in self._index.get(d, ()) if _typing_slip(folded, w)}
-        return self._surface[found.pop()] if len(found) == 1 else None
+        answer = self._surface[found.pop()] if len(found) == 1 else None
+        if len(self._meant) >= 100_000:
+            self._meant.clear()
+        self._meant[folded] = answer
+        return answer
 
 
 class Lexicon:
@@ -338,6 +345,9 @@ class Lexicon:
 
     def _near(self, folded: Sequence[str], i: int) -> int:
         """Word count of the longest span starting at word i that is one slip from a known name, 0 if none."""
+        first = folded[i]
+        if first in self.known_words and first not in ARTICLES:  # no span may start on it: the test below, once
+            return 0
         for n in range(min(FUZZY_MAX_WORDS, len(folded) - i), 0, -1):
             span = folded[i : i + n]
             first_ok = span[0] not in self.known_words or (n > 1 and span[0] in ARTICLES)
@@ -355,9 +365,14 @@ class Lexicon:
         word, else (fuzzy) the longest one-slip name; matching resumes after it."""
         folded = [normalise_text(w) for w in words]
         out = [NONE] * len(words)
+        lengths, entries, size = self._lengths, self.entries, len(folded)
         i = 0
-        while i < len(folded):
-            n, begin, inside = self._exact(folded, i), BEGIN, INSIDE
+        while i < size:
+            n, begin, inside = 0, BEGIN, INSIDE
+            for m in lengths.get(folded[i], ()):  # `_exact`, inline: it runs on every word of every request
+                if i + m <= size and tuple(folded[i : i + m]) in entries:
+                    n = m
+                    break
             if not n and self.vocabulary is not None and self.vocabulary.meant(folded[i]) is not None:
                 out[i] = CONTEXT_SLIP
                 i += 1

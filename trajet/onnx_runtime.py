@@ -36,8 +36,9 @@ from typing import Any
 from trajet import config as trajet_config
 from trajet.errors import TrajetError
 from trajet.lexicon import Lexicon, model_lexicon
-from trajet.model_dir import TOKENIZER_CONFIG_FILE, TOKENIZER_FILE, TOKENIZER_FILES, WEIGHTS_FILE, ModelDir
-from trajet.predictor import Predictor, check_model_dir, load_tokenizer, max_length_of
+from trajet.model_dir import WEIGHTS_FILE, ModelDir
+from trajet.predictor import Predictor, check_model_dir, max_length_of
+from trajet.subwords import PlainTokenizer, load_tokenizer, plain_tokenizer_agrees, tokenizer_sha256
 
 INSTALL_HINT = "the onnx backend needs: pip install 'trajet[onnx]'"
 FP32_FILE = "model.onnx"
@@ -312,16 +313,6 @@ def make_session(path: Path, *, num_threads: int = 0) -> Any:
 
 # --------------------------------------------------------------------------------------- tokenizer
 
-# Sentences the export checks the plain `tokenizers` encoding on, against transformers' own: accents, case,
-# apostrophes, hyphens, digits, punctuation, a word the vocabulary never saw, an emoji.
-_TOKENIZER_PROBES = (
-    "Je veux aller de Paris à Lyon en passant par Dijon",
-    "billet SAINT-ÉTIENNE → Aix-en-Provence, le 12/05 à 8h30 !",
-    "d'Orléans jusqu'à L'Isle-sur-la-Sorgue via Châlons-en-Champagne",
-    "Metz - Lyon par Nancy 🚄 xqzwvk ŒUVRE Ça ß ı",
-)
-
-
 def install_dir(tmp: Path, target: Path, valid: Any) -> Any:
     """Move a freshly written cache folder into place. A folder already there that `valid()` accepts was written
     by a concurrent process: it is kept and returned (tmp dropped); a stale or corrupt one is replaced."""
@@ -333,89 +324,6 @@ def install_dir(tmp: Path, target: Path, valid: Any) -> Any:
         shutil.rmtree(target, ignore_errors=True)
     os.replace(tmp, target)
     return None
-
-
-def tokenizer_sha256(model_dir: Path) -> str:
-    """What the plain tokenizer's equivalence was checked for: the tokenizer files, byte for byte."""
-    h = hashlib.sha256()
-    for name in TOKENIZER_FILES:
-        path = Path(model_dir) / name
-        h.update(name.encode() + b"\0")
-        if path.is_file():
-            h.update(path.read_bytes())
-        h.update(b"\0")
-    return h.hexdigest()
-
-
-class _Encoding:
-    """The two things `Predictor` reads from a batch encoding: `["input_ids"]` and `word_ids(row)`."""
-
-    def __init__(self, encodings: list[Any]) -> None:
-        self._encodings = encodings
-        self._ids: list[list[int]] | None = None
-
-    def __getitem__(self, key: str) -> list[list[int]]:
-        if key != "input_ids":
-            raise KeyError(key)
-        if self._ids is None:  # built once: the predictor reads it row by row
-            self._ids = [e.ids for e in self._encodings]
-        return self._ids
-
-    def word_ids(self, row: int) -> list[int | None]:
-        return list(self._encodings[row].word_ids)
-
-
-class PlainTokenizer:
-    """The model's `tokenizer.json` run by the `tokenizers` library alone, for words already split: what a
-    transformers fast tokenizer does for `is_split_into_words=True, truncation=False`, without importing
-    transformers (about 1.3 s) or torch (2 s and more). Used only when the export checked both agree."""
-
-    def __init__(self, model_dir: Path) -> None:
-        from tokenizers import Tokenizer
-
-        model_dir = Path(model_dir)
-        try:
-            self._tok = Tokenizer.from_file(str(model_dir / TOKENIZER_FILE))
-            cfg = json.loads((model_dir / TOKENIZER_CONFIG_FILE).read_text(encoding="utf-8"))
-        except Exception as exc:  # noqa: BLE001 - any unreadable tokenizer: the caller falls back
-            raise TrajetError(f"cannot load the tokenizer of {model_dir}: {exc}") from None
-        self._tok.no_truncation()
-        self._tok.no_padding()
-        pad = cfg.get("pad_token")
-        pad = pad.get("content") if isinstance(pad, dict) else pad
-        self.pad_token_id = self._tok.token_to_id(pad) if isinstance(pad, str) else None
-        max_len = cfg.get("model_max_length")
-        self.model_max_length = max_len if isinstance(max_len, int) else None
-
-    def __call__(self, words: list[list[str]], *, is_split_into_words: bool = True,
-                 truncation: bool = False) -> _Encoding:
-        if not is_split_into_words or truncation:
-            raise ValueError("PlainTokenizer encodes pre-split words without truncation only")
-        return _Encoding(self._tok.encode_batch(words, is_pretokenized=True, add_special_tokens=True))
-
-
-def plain_tokenizer_agrees(model_dir: Path) -> bool:
-    """Export-time check (transformers is loaded there anyway): the plain tokenizer gives the same ids, word
-    ids, pad id and length limit as transformers' on the probe sentences, words split as Trajet splits them."""
-    from trajet.phrases import tokenize
-
-    try:
-        plain = PlainTokenizer(model_dir)
-        hf = load_tokenizer(model_dir)
-    except TrajetError:
-        return False
-    words = [[t.text for t in tokenize(text)] for text in _TOKENIZER_PROBES]
-    words.append([w.upper() for w in words[0]])
-    ours, theirs = plain(words), hf(words, is_split_into_words=True, truncation=False)
-    return (
-        ours["input_ids"] == [list(ids) for ids in theirs["input_ids"]]
-        and all(ours.word_ids(i) == list(theirs.word_ids(i)) for i in range(len(words)))
-        and plain.pad_token_id == hf.pad_token_id
-        and plain.model_max_length == getattr(hf, "model_max_length", None)
-    )
-
-
-# --------------------------------------------------------------------------------------- predictor
 
 
 def _config_dict(model_dir: Path) -> dict[str, Any]:
@@ -477,12 +385,12 @@ class OnnxPredictor(Predictor):
         """(batch, length, labels) logits as a float32 numpy array."""
         return self.session.run(["logits"], {name: _as_numpy(t) for name, t in inputs.items()})[0]
 
-    def _log_probs(self, batch: Sequence[Any]) -> list[list[list[float]]]:
+    def _log_probs(self, batch: Sequence[Any]) -> Any:
         import numpy as np
 
         logits = np.asarray(self._logits(self._encode_batch(batch)), dtype=np.float64)
         shifted = logits - logits.max(axis=-1, keepdims=True)
-        return (shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))).tolist()
+        return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
 
 def _as_numpy(tensor: Any) -> Any:

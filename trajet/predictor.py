@@ -22,8 +22,10 @@ from trajet.errors import TrajetError
 from trajet.labels import LABELS
 from trajet.lexicon import Lexicon, model_lexicon, token_types
 from trajet.phrases import Entity, Token, bio_to_spans, default_splitter, tokenize, trip_fields
+from trajet.subwords import load_tokenizer
 
 _ONLY_O = [0.0 if label == "O" else -math.inf for label in LABELS]  # a word that can only be O
+_O_ID = LABELS.index("O")
 MAX_CHARS = 2000  # longer than any travel request; refusing early keeps a pathological line cheap
 
 
@@ -80,6 +82,17 @@ class Predictor:
         except (OSError, ValueError) as exc:
             raise TrajetError(f"cannot load model from {model_dir}: {exc}") from None
         model.eval()
+        # Batches are encoded by the `tokenizers` library alone (sub-word ids kept per word) when it answers
+        # exactly as the transformers tokenizer on the probe sentences, as the ONNX and saved-trace predictors do:
+        # transformers' batch encoding was a tenth of batched inference.
+        from trajet.subwords import PlainTokenizer, plain_tokenizer_agrees
+
+        try:
+            plain = PlainTokenizer(model_dir)
+        except TrajetError:
+            plain = None
+        if plain is not None and plain_tokenizer_agrees(model_dir, plain=plain, hf=tokenizer):
+            tokenizer = plain
         predictor = cls(model, tokenizer, max_length=max_length_of(model_dir, tokenizer), batch_size=batch_size,
                         lexicon=model_lexicon(model_dir, getattr(model.config, "trajet_features", None)))
         if trace:
@@ -133,22 +146,24 @@ class Predictor:
 
     def _encode_batch(self, batch: Sequence[_Prepared]) -> dict[str, Any]:
         """input_ids, attention_mask (and token_type_ids for a gazetteer-feature model) as int64 tensors,
-        padded to the longest text of the batch."""
+        padded to the longest text of the batch. Filled as numpy arrays, then shared with torch (no copy):
+        one small tensor per row cost a tenth of batched inference."""
+        import numpy as np
         import torch
 
         width = max(len(p.input_ids) for p in batch)
         pad = self.tokenizer.pad_token_id or 0
-        ids = torch.full((len(batch), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
-        types = torch.zeros((len(batch), width), dtype=torch.long) if self.lexicon is not None else None
+        ids = np.full((len(batch), width), pad, dtype=np.int64)
+        mask = np.zeros((len(batch), width), dtype=np.int64)
+        types = np.zeros((len(batch), width), dtype=np.int64) if self.lexicon is not None else None
         for row, p in enumerate(batch):
-            ids[row, : len(p.input_ids)] = torch.tensor(p.input_ids)
+            ids[row, : len(p.input_ids)] = p.input_ids
             mask[row, : len(p.input_ids)] = 1
             if types is not None and p.type_ids is not None:
-                types[row, : len(p.type_ids)] = torch.tensor(p.type_ids)
-        inputs = {"input_ids": ids, "attention_mask": mask}
+                types[row, : len(p.type_ids)] = p.type_ids
+        inputs = {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask)}
         if types is not None:
-            inputs["token_type_ids"] = types
+            inputs["token_type_ids"] = torch.from_numpy(types)
         return inputs
 
     def _logits(self, inputs: Mapping[str, Any]) -> Any:
@@ -157,26 +172,48 @@ class Predictor:
             return self._traced(*(inputs[name] for name in _input_names(self.lexicon is not None)))
         return self.model(**inputs).logits
 
-    def _log_probs(self, batch: Sequence[_Prepared]) -> list[list[list[float]]]:
-        """(batch, length, labels) log-probabilities as lists; a backend without torch replaces this step."""
+    def _log_probs(self, batch: Sequence[_Prepared]) -> Any:
+        """(batch, length, labels) log-probabilities as a numpy array; a backend without torch replaces this step."""
         import torch
 
         inputs = self._encode_batch(batch)
         with torch.inference_mode():
-            return torch.log_softmax(self._logits(inputs).float(), dim=-1).tolist()
+            return torch.log_softmax(self._logits(inputs).float(), dim=-1).numpy()
 
     def _tag_batch(self, batch: Sequence[_Prepared]) -> list[tuple[list[str], list[float]]]:
         """Per text: a tag and its probability per word, read on each word's first sub-token and decoded
-        under the trip's rules (trajet.decode: well-formed spans, one departure, one arrival)."""
-        log_probs = self._log_probs(batch)
-        out = []
+        under the trip's rules (trajet.decode: well-formed spans, one departure, one arrival).
+
+        The rows of every word's first sub-token are gathered and their best tags taken for the whole batch in
+        numpy; only those rows become Python floats (the values the sub-token rows had as lists)."""
+        import numpy as np
+
+        log_probs = np.asarray(self._log_probs(batch))
+        if self._columns is not None:
+            log_probs = log_probs[..., self._columns]
+        rows_at: list[int] = []
+        cols_at: list[int] = []
+        words_of: list[list[int]] = []
         for row, p in enumerate(batch):
-            rows = log_probs[row]
-            if self._columns is not None:
-                rows = [[r[j] for j in self._columns] for r in rows]
+            positions = first_subtokens(p.word_ids, len(p.tokens))
+            words_of.append(positions)
+            rows_at.extend([row] * len(positions))
             # A word the sub-word tokenizer folds to nothing has no position: it is read as O, as in training.
-            word_rows = [rows[pos] if pos >= 0 else _ONLY_O for pos in first_subtokens(p.word_ids, len(p.tokens))]
-            ids = decode.decode(word_rows, decode.closed_words([t.text for t in p.tokens]))
+            cols_at.extend(pos if pos >= 0 else 0 for pos in positions)
+        gathered = log_probs[rows_at, cols_at]
+        word_rows_all = gathered.tolist()
+        best_all = gathered.argmax(axis=-1).tolist() if len(rows_at) else []
+        out = []
+        k = 0
+        for p, positions in zip(batch, words_of, strict=True):
+            n = len(positions)
+            word_rows = word_rows_all[k : k + n]
+            best = best_all[k : k + n]
+            k += n
+            for w, pos in enumerate(positions):
+                if pos < 0:
+                    word_rows[w], best[w] = _ONLY_O, _O_ID
+            ids = decode.decode(word_rows, decode.closed_words([t.text for t in p.tokens]), best=best)
             out.append(([LABELS[i] for i in ids], [math.exp(r[i]) for r, i in zip(word_rows, ids, strict=True)]))
         return out
 
@@ -331,18 +368,6 @@ def check_model_dir(model_dir: Path) -> Path:
     from trajet.model_dir import ModelDir
 
     return ModelDir(model_dir).path
-
-
-def load_tokenizer(model_dir: Path) -> Any:
-    from transformers import AutoTokenizer
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    try:
-        return AutoTokenizer.from_pretrained(str(model_dir))
-    except (OSError, ValueError) as exc:
-        raise TrajetError(f"cannot load model from {model_dir}: {exc}") from None
 
 
 def max_length_of(model_dir: Path, tokenizer: Any) -> int:

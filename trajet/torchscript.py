@@ -5,7 +5,7 @@ CamemBERT code (2.4 s, which pulls in torch._dynamo, torch.export and torch.dist
 traces the model with transformers (`trajet.predictor.trace_model`, the graph the batched path runs), checks the
 trace and then its reloaded copy against the eager model, and saves it; later calls `torch.jit.load` it, which
 needs torch but no transformers, and tokenize with the model's `tokenizer.json` through `tokenizers` alone when
-the export checked that it encodes exactly as transformers does (`trajet.onnx_runtime.PlainTokenizer`).
+the export checked that it encodes exactly as transformers does (`trajet.subwords.PlainTokenizer`).
 
 The export lives in `$TRAJET_HOME/cache/torchscript/<sha256 of the weights>/` (outside the model directory, so
 `trajet model push` never uploads it). Its `trajet_torchscript.json` records what the graph and the tokenizer check
@@ -68,7 +68,8 @@ def export_key(model_dir: Path) -> dict[str, Any]:
     """Everything a saved graph and its tokenizer check were made from; an export is used only when all match."""
     import torch
 
-    from trajet.onnx_runtime import tokenizer_sha256, weights_sha256
+    from trajet.onnx_runtime import weights_sha256
+    from trajet.subwords import tokenizer_sha256
 
     model_dir = Path(model_dir)
     return {
@@ -163,8 +164,8 @@ def export_trace(model_dir: Path, out_dir: Path, key: dict[str, Any]) -> dict[st
     from transformers import AutoModelForTokenClassification
     from transformers.utils import logging as hf_logging
 
-    from trajet.onnx_runtime import plain_tokenizer_agrees
     from trajet.predictor import trace_model
+    from trajet.subwords import plain_tokenizer_agrees
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
@@ -216,8 +217,9 @@ def load_saved(model_dir: Path, *, batch_size: int = 32, num_threads: int = 0,
     import torch
 
     from trajet.lexicon import model_lexicon
-    from trajet.onnx_runtime import PlainTokenizer, _config_dict, _id2label
-    from trajet.predictor import check_model_dir, load_tokenizer, max_length_of
+    from trajet.onnx_runtime import _config_dict, _id2label
+    from trajet.predictor import check_model_dir, max_length_of
+    from trajet.subwords import PlainTokenizer, load_tokenizer
 
     model_dir = check_model_dir(model_dir)
     saved = ensure_saved_trace(model_dir, cache_root=cache_root)

@@ -118,8 +118,19 @@ def scan_spans(text: str, start: int, end: int, splitter: WordSplitter) -> Itera
 
 
 def split_words(text: str, splitter: WordSplitter) -> list[Token]:
-    """Words and punctuation of `text`, glued words cut by `splitter` (NO_SPLIT: the bare pattern)."""
-    return [Token(text[a:b], a, b) for a, b in scan_spans(text, 0, len(text), splitter)]
+    """Words and punctuation of `text`, glued words cut by `splitter` (NO_SPLIT: the bare pattern). The loop of
+    `scan_spans`, written out: every request goes through here, and the generator cost a third of it."""
+    split = splitter.split
+    out: list[Token] = []
+    for m in _TOKEN_RE.finditer(text):
+        word = m.group()
+        pieces = split(word) if len(word) > 3 and word[:1].isalnum() else None
+        if pieces is None:
+            out.append(Token(word, m.start(), m.end()))
+        else:
+            at = m.start()
+            out.extend(Token(text[at + a : at + b], at + a, at + b) for a, b in pieces)
+    return out
 
 
 def is_elision(token: str) -> bool:
