@@ -239,3 +239,57 @@ def test_grouped_epochs_draw_the_same_items_in_any_process_and_new_ones_each_epo
     assert in_main == in_worker
     first, second = ({x for b in epoch for x in b} for epoch in in_main)
     assert first != second
+
+
+def test_fillers_are_the_sentences_of_messages_that_name_nothing():
+    from trajet.augment import filler_pieces
+    from trajet.lexicon import Lexicon
+
+    lexicon = Lexicon.from_names(["Nantes", "Brest", "Rennes", "Routot"])
+    phrases = [
+        parse_markup("Bonjour madame. Un billet de [Brest|D] à [Rennes|A] demain. Merci !"),
+        parse_markup("Je suis à Routot. Pouvez-vous m'aider ?"),
+        parse_markup("Bonjour madame. Ok"),  # a greeting seen twice is one filler; "Ok" alone is too short
+    ]
+    items = [words_and_tags(p) for p in phrases]
+    hints = [lexicon.word_features(w) for w, _ in items]
+    assert filler_pieces(items, hints) == [
+        ("Bonjour", "madame", "."), ("Merci", "!"), ("Pouvez-vous", "m'", "aider", "?"),
+    ]
+
+
+def test_composed_message_keeps_tags_and_hints_aligned_and_adds_only_o_words():
+    from trajet.augment import compose
+    from trajet.lexicon import Lexicon
+
+    lexicon = Lexicon.from_names(["Brest", "Rennes"])
+    words, tags = words_and_tags(parse_markup("Un billet de [Brest|D] à [Rennes|A] demain"))
+    hints = lexicon.word_features(words)
+    fillers = [("Bonjour", "madame", "."), ("Merci", "beaucoup")]
+    placed = set()
+    for seed in range(40):
+        new_words, new_tags, feats = compose(random.Random(seed), (words, tags, hints), fillers)
+        assert len(new_words) == len(new_tags) == len(feats)
+        assert feats == lexicon.word_features(new_words)  # hints follow their words; the filler has none
+        trip = [(w, t) for w, t in zip(new_words, new_tags, strict=True) if t != "O"]
+        assert trip == [("Brest", "B-DEPART"), ("Rennes", "B-ARRIVEE")]
+        extra = [w for w in new_words if w not in words]
+        assert set(extra) - {"Bonjour", "madame", "Merci", "beaucoup"} <= {".", ",", "!", "?", "..."}
+        placed.add("before" if new_words[0] != "Un" else "after")
+    assert placed == {"before", "after"}
+
+
+def test_dataset_composes_messages_only_when_asked(tiny):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny["base"]))
+    phrases = [parse_markup("Je veux aller à [Nîmes|A]"), parse_markup("Bonjour madame. Merci beaucoup !")]
+    off = AugmentedPhrases(phrases, tokenizer, 64, prob=1.0, seed=3, word_prob=0.0)
+    on = AugmentedPhrases(phrases, tokenizer, 64, prob=1.0, seed=3, word_prob=0.0, compose_prob=1.0)
+    assert off.fillers == [] and len(on.fillers) == 2
+    plain = len(on.plain[0]["input_ids"])
+    assert all(len(off.draw(0, random.Random(s))["input_ids"]) == plain for s in range(10))
+    for s in range(10):
+        item = on.draw(0, random.Random(s))
+        assert len(item["input_ids"]) > plain
+        assert [x for x in item["labels"] if x != -100].count(LABEL2ID["B-ARRIVEE"]) == 1

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from trajet.encoding import encode_words
-from trajet.lexicon import BEGINS, drop_spans, match_case
+from trajet.lexicon import BEGINS, PLACE_TYPES, drop_spans, match_case
 from trajet.phrases import Phrase, Token, bio_to_spans
 
 KEEP_MOST_FREQUENT = 200  # the cue words (de, à, via, vers, depuis, correspondance, escale...) rank below this
@@ -193,6 +193,78 @@ def untagged_places(
     return spans
 
 
+FILLER_WORDS = (2, 30)  # a filler's word count: a greeting at least, and short enough to stay cheap
+SEPARATORS = (".", ".", ",", "!", "?", "...", "")
+SENTENCE_ENDS = frozenset({".", "!", "?", "...", "…"})
+
+
+def filler_pieces(items: Sequence[tuple[Sequence[str], Sequence[str]]],
+                  hints: Sequence[Sequence[int]] | None) -> list[tuple[str, ...]]:
+    """The sentences of the training messages that name nothing: no entity and no word the gazetteer reads as a
+    place ("Bonjour madame .", "Pouvez-vous m' aider ?", "Les enfants ont 3 , 7 et 11 ans ."), each once.
+
+    Why no place: a sentence that names a town means something beside a trip that it does not mean alone
+    ("Je suis à Routot ." is no trip alone and the departure before "Un billet pour Caen"); its annotation, made
+    for the message it came from, cannot say."""
+    lo, hi = FILLER_WORDS
+    seen: dict[tuple[str, ...], None] = {}
+    for n, (words, tags) in enumerate(items):
+        for start, end in _sentences(words):
+            span = range(start, end)
+            if (lo <= len(span) <= hi and all(tags[k] == "O" for k in span)
+                    and not (hints is not None and any(hints[n][k] in PLACE_TYPES for k in span))
+                    and any(c.isalpha() for k in span for c in words[k])):
+                seen.setdefault(tuple(words[start:end]), None)
+    return list(seen)
+
+
+def _sentences(words: Sequence[str]) -> list[tuple[int, int]]:
+    """(start, end) of each sentence, its closing punctuation included."""
+    out: list[tuple[int, int]] = []
+    start = i = 0
+    while i < len(words):
+        if words[i] in SENTENCE_ENDS:
+            i += 1
+            while i < len(words) and words[i] in SENTENCE_ENDS:
+                i += 1
+            out.append((start, i))
+            start = i
+        else:
+            i += 1
+    if start < len(words):
+        out.append((start, len(words)))
+    return out
+
+
+def compose(
+    rng: random.Random,
+    sentence: tuple[Sequence[str], Sequence[str], Sequence[int]],
+    fillers: Sequence[tuple[str, ...]],
+) -> tuple[list[str], list[str], list[int]]:
+    """The sentence inside a longer message: a filler piece before it (two times in three) or after it, joined by
+    a random separator.
+
+    Why: people write several sentences to a chatbot ("Bonjour, ici Léa. Nous partons ... de Lyon à Nice.
+    Merci"), and a model that only saw one-sentence requests reads the chatter as part of the trip or loses the
+    trip in it. Real sentences, not written ones: the chatter comes from the training messages themselves (the
+    hand-written ones among them), so no new template is learnt. Tags and gazetteer hints follow the words; the
+    filler adds only `O` words and no hint."""
+    words, tags, hint = sentence
+    filler = list(rng.choice(fillers))
+    first, second = (filler, list(words)) if rng.random() < 2 / 3 else (list(words), filler)
+    sep = rng.choice(SEPARATORS)
+    join = [sep] if sep and first and first[-1] not in SENTENCE_ENDS | {",", ";", ":"} else []
+    new_words = [*first, *join, *second]
+    at = len(first) + len(join) if first is filler else 0  # where the sentence's own words start
+    new_tags = ["O"] * len(new_words)
+    new_tags[at:at + len(words)] = tags
+    new_hints: list[int] = []
+    if hint:
+        new_hints = [0] * len(new_words)
+        new_hints[at:at + len(words)] = hint
+    return new_words, new_tags, new_hints
+
+
 class AugmentedPhrases:
     """A map-style dataset: each access re-draws the augmentation of a share `prob` of the sentences.
 
@@ -213,6 +285,7 @@ class AugmentedPhrases:
         place_prob: float = 0.0,
         typo_prob: float = 0.0,
         untagged_places: bool = False,
+        compose_prob: float = 0.0,
     ) -> None:
         self.tokenizer = tokenizer
         self.max_length = max_length
@@ -224,6 +297,7 @@ class AugmentedPhrases:
         self.place_prob = place_prob
         self.typo_prob = typo_prob
         self.untagged_places = untagged_places
+        self.compose_prob = compose_prob
         self.items = [words_and_tags(phrase) for phrase in phrases]
         self.frequent, self.pool = rare_context_words(self.items)
         self.place_pool = place_parts(self.items) if place_prob > 0 else []
@@ -235,6 +309,7 @@ class AugmentedPhrases:
             encode_words(model_words, tags, tokenizer, max_length, features)
             for (model_words, features), (_, tags) in zip(read, self.items, strict=True)
         ]
+        self.fillers = filler_pieces(self.items, self.hints) if compose_prob > 0 else []
 
     def _features(
         self,
@@ -268,9 +343,11 @@ class AugmentedPhrases:
         if self.prob <= 0 or rng.random() >= self.prob:
             return self.plain[index]
         words, tags = self.items[index]
+        hints = self.hints[index] if self.hints is not None else []
+        if self.fillers and rng.random() < self.compose_prob:
+            words, tags, hints = compose(rng, (words, tags, hints), self.fillers)
         new_words = augment_words(rng, words, tags, self.frequent, self.pool, self.word_prob)
         new_words = slip_words(rng, new_words, tags, self.typo_prob)
-        hints = self.hints[index] if self.hints is not None else []
         spans = place_spans(tags)
         if self.untagged_places and hints:
             spans += untagged_places(hints, tags, words, self.frequent)

@@ -110,7 +110,7 @@ def _train_dataset(train: list[Phrase], tokenizer: Any, lexicon: Any, config: Tr
         train, tokenizer, config.max_length, prob=config.augment, seed=config.seed,
         word_prob=config.augment_word_prob, lexicon=lexicon, hint_dropout=config.gazetteer_dropout,
         place_prob=config.augment_place_prob, typo_prob=config.augment_typo_prob,
-        untagged_places=config.augment_untagged_places,
+        untagged_places=config.augment_untagged_places, compose_prob=config.augment_compose,
     ), config.batch_size, config.seed)
 
 

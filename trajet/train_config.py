@@ -79,6 +79,9 @@ class TrainingConfig:
                                   "keyboard slip (`biillet`).")
     augment_untagged_places: bool = _f(False, "Also swap untagged gazetteer names (places outside the trip, "
                                        "no-trip sentences) for pseudo-places.")
+    augment_compose: float = _f(0.0, "Share of augmented sentences set inside a longer message beside a sentence of "
+                                "the training messages that names nothing (trajet.augment.compose): greetings, "
+                                "thanks, chatter.")
     human_weight: int = _f(1, "Times each phrase people wrote (no generator `pattern` in its record) is seen an "
                            "epoch: a few thousand of them sit among many more generated ones, and they carry the "
                            "French the templates lack.")
