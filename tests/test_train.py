@@ -442,3 +442,26 @@ def test_phrases_people_wrote_weigh_more_and_generated_ones_do_not():
     assert all([p.text for p in out].count(g.text) == 1 for g in generated)
     with pytest.raises(TrajetError, match="human_weight must be at least 1"):
         train_model(train, written, config_for("tiny", {"human_weight": 0}), Path("/nonexistent/model"))
+
+
+def test_same_seed_same_weights_whether_the_base_is_built_or_found_in_the_cache(tmp_path):
+    """A built-in base is built with its own seed; the training that builds it must then draw exactly as one that
+    finds it in the cache (before the fix, the first training on a fresh TRAJET_HOME gave another model)."""
+    import hashlib
+
+    from tests.train_fixtures import make_phrases
+    from trajet.train import train_model
+    from trajet.train_config import config_for
+
+    train, val = make_phrases(80, seed=1), make_phrases(16, seed=2)
+    cfg = config_for("tiny", {"base_model": "trajet:tiny", "max_steps": 6, "eval_steps": 3, "save_steps": 3})
+    digests = []
+    for run in ("built", "cached"):
+        out = tmp_path / run
+        train_model(train, val, cfg, out, snapshot_hash="abc123", progress=False)
+        digests.append(hashlib.sha256((out / "model.safetensors").read_bytes()).hexdigest())
+    from trajet import config as trajet_config
+
+    built = [p for p in (trajet_config.home() / "bases").iterdir() if p.is_dir()]
+    assert len(built) == 1  # built by the first run, found in the cache by the second
+    assert digests[0] == digests[1]

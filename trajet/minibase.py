@@ -167,29 +167,32 @@ def build_mini(texts: Sequence[str], out_dir: Path, spec: MiniSpec) -> Path:
     if spec.hidden_size % spec.num_heads:
         raise TrajetError(f"hidden_size {spec.hidden_size} is not divisible by num_heads {spec.num_heads}")
     tokenizer = train_tokenizer(texts, spec)
-    torch.manual_seed(spec.seed)
-    cfg = CamembertConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=spec.hidden_size,
-        num_hidden_layers=spec.num_layers,
-        num_attention_heads=spec.num_heads,
-        intermediate_size=spec.intermediate_size,
-        max_position_embeddings=spec.max_positions + 2,  # RoBERTa-style positions start after the pad id
-        hidden_dropout_prob=spec.dropout,
-        attention_probs_dropout_prob=spec.dropout,
-        bos_token_id=0,
-        pad_token_id=1,
-        eos_token_id=2,
-        type_vocab_size=1,
-    )
-    model = CamembertModel(cfg, add_pooling_layer=False)
-    vectors_info: dict[str, Any] = {}
-    if spec.word_vectors:
-        from trajet.vectors import init_embeddings
+    # The base's weights come from its own seed, and the caller's random state is left as it was: a training that
+    # builds its base first must draw its head and batches exactly as one that finds the base in the cache.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(spec.seed)
+        cfg = CamembertConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=spec.hidden_size,
+            num_hidden_layers=spec.num_layers,
+            num_attention_heads=spec.num_heads,
+            intermediate_size=spec.intermediate_size,
+            max_position_embeddings=spec.max_positions + 2,  # RoBERTa-style positions start after the pad id
+            hidden_dropout_prob=spec.dropout,
+            attention_probs_dropout_prob=spec.dropout,
+            bos_token_id=0,
+            pad_token_id=1,
+            eos_token_id=2,
+            type_vocab_size=1,
+        )
+        model = CamembertModel(cfg, add_pooling_layer=False)
+        vectors_info: dict[str, Any] = {}
+        if spec.word_vectors:
+            from trajet.vectors import init_embeddings
 
-        report = init_embeddings(model.embeddings.word_embeddings.weight, tokenizer.get_vocab(), spec.word_vectors,
-                                 std=cfg.initializer_range, seed=spec.seed)
-        vectors_info = {"word_vectors": asdict(report)}
+            report = init_embeddings(model.embeddings.word_embeddings.weight, tokenizer.get_vocab(), spec.word_vectors,
+                                     std=cfg.initializer_range, seed=spec.seed)
+            vectors_info = {"word_vectors": asdict(report)}
     # A private staging folder per build: two trainings starting at once on one TRAJET_HOME (two workers on a
     # host) build the same base; each writes its own copy and the first rename wins, the other is dropped.
     tmp = out_dir.with_name(f"{out_dir.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}")
