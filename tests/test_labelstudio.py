@@ -11,10 +11,13 @@ annotated with no span, and a task with only a model prediction.
 import copy
 import json
 import shutil
+import uuid
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from trajet import store
 from trajet import validate as v
@@ -163,3 +166,29 @@ def test_writer_tasks_round_trip_through_the_parser(sqlite_engine, tmp_path):
 def test_writer_refuses_mismatched_lengths():
     with pytest.raises(ValueError, match="2 texts but 1 span lists"):
         prediction_tasks(["a", "b"], [[]], model_version="v")
+
+
+_value = st.fixed_dictionaries({"start": st.integers(-2, 30), "end": st.integers(-2, 30)}, optional={
+    "text": st.text(max_size=6), "labels": st.lists(st.sampled_from(["DEPART", "ARRIVEE", "VIA", "X"]), max_size=2)})
+_result = st.fixed_dictionaries({"type": st.sampled_from(["labels", "choices"]), "value": _value | st.integers()})
+_annotation = st.fixed_dictionaries({}, optional={
+    "result": st.lists(_result, max_size=3) | st.none(), "was_cancelled": st.booleans(),
+    "updated_at": st.sampled_from(["2026-12-01T00:00:00Z", "2026-12-02T00:00:00Z", None])})
+_task = st.one_of(
+    st.integers(), st.none(),
+    st.fixed_dictionaries({}, optional={
+        "id": st.integers() | st.text(max_size=3),
+        "data": st.fixed_dictionaries({}, optional={"text": st.text(max_size=25) | st.integers()}) | st.text(max_size=3),
+        "annotations": st.lists(_annotation | st.integers(), max_size=3) | st.text(max_size=3)}))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(tasks=st.lists(_task, max_size=8))
+def test_fuzz_tasks_never_raise_and_every_task_is_accounted_for(sqlite_engine, tmp_path, tasks):
+    path = tmp_path / f"fuzz-{uuid.uuid4().hex}.json"
+    path.write_text(json.dumps(tasks), encoding="utf-8")
+    [rep] = ingest_source(str(path), engine=sqlite_engine)
+    assert rep.rows_read == len(tasks)
+    assert rep.stored + rep.duplicates + rep.quarantined == rep.rows_read
+    if rep.status != "already_ingested":
+        assert len(quarantine_rows(sqlite_engine, rep.batch_id)[1]) == rep.quarantined
