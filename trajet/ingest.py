@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy.engine import Engine
 
 from trajet import config, store
@@ -27,7 +28,16 @@ from trajet import ingest_sql as sql
 from trajet import validate as v
 from trajet.errors import TrajetError
 from trajet.labels import ENTITY_TYPES
-from trajet.parsers import Row, is_data_name, parse_file, raw_rows, suffix_format, utf8_ok
+from trajet.parsers import (
+    LABELSTUDIO,
+    Row,
+    content_format,
+    is_data_name,
+    parse_file,
+    raw_rows,
+    suffix_format,
+    utf8_ok,
+)
 from trajet.phrases import DataFileError
 
 _REASON_ORDER = {
@@ -211,6 +221,7 @@ def ingest_item(item: SourceItem, engine: Engine, max_bad_ratio: float) -> Batch
     if previous is not None:
         return BatchReport(previous, item.name, sha, "already_ingested",
                            message=f"same bytes already ingested as batch {previous}: nothing added")
+    item.fmt = content_format(item.name, item.fmt, data)
     try:
         data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -314,17 +325,21 @@ def _check_against_batch_and_store(engine: Engine, rows: Sequence[Row], passing:
     return norm, store_dup - reasons.keys()
 
 
+_FORMAT_NAMES = {"conll": "CoNLL", "jsonl": "JSONL", LABELSTUDIO: "Label Studio JSON (an array of tasks)"}
+
+
 def _decide_status(report: BatchReport, item: SourceItem, rows: Sequence[Row], reasons: dict[int, list[str]],
                    good: Sequence[int], store_dup: set[int], bad_ratio: float, max_bad_ratio: float) -> None:
     """Accepted, rejected (no row could be read in the declared format) or held (too many bad rows: then the
     good rows are quarantined too, so nothing of a suspicious batch reaches the store)."""
     not_format = bool(rows) and all(r.counts.get("unparseable") or r.counts.get("n_tag_mismatch") for r in rows) \
-        and (item.fmt == "jsonl" or all(r.text is None for r in rows))
+        and (item.fmt != "conll" or all(r.text is None for r in rows))
     if not_format:
         report.status = "rejected"
         for i in range(len(rows)):
             reasons[i] = reasons.get(i, []) + [v.NOT_FORMAT]
-        report.message = f"not a {'CoNLL' if item.fmt == 'conll' else 'JSONL'} file: no row could be read as one"
+        kind = _FORMAT_NAMES.get(item.fmt, "JSONL")
+        report.message = f"not a {kind} file: no row could be read as one"
     elif bad_ratio > max_bad_ratio:
         report.status = "held"
         for i in [*good, *sorted(store_dup)]:
@@ -389,6 +404,18 @@ def _write_batch(engine: Engine, item: SourceItem, report: BatchReport, phrases:
 def export_quarantine(engine: Engine, batch_id: int) -> bytes:
     """The batch's quarantined rows in their input format, byte for byte, ready to fix and re-ingest."""
     batch, rows = sql.quarantine_rows(engine, batch_id)
+    if batch.format == LABELSTUDIO and rows and all(_is_json(r.raw) for r in rows):
+        # tasks go back as the array Label Studio imports: fix them there (or here) and ingest the file again;
+        # a file that could not be cut into tasks (not UTF-8, not JSON) is one row and goes back verbatim
+        return b"[\n" + b",\n".join(r.raw for r in rows) + b"\n]\n"
     sep = b"\n\n" if batch.format == "conll" else b"\n"
     # a byte-order mark is not part of the first row (batches stored before it was stripped on read kept it)
     return b"".join(r.raw.removeprefix(codecs.BOM_UTF8) + sep for r in rows)
+
+
+def _is_json(raw: bytes) -> bool:
+    try:
+        orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return False
+    return True

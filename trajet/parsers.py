@@ -1,4 +1,4 @@
-"""Tolerant parsers: every JSONL line or CoNLL sentence becomes a `Row`, however broken it is.
+"""Tolerant parsers: every JSONL line, CoNLL sentence or Label Studio task becomes a `Row`, however broken.
 
 A bad line never raises here: it becomes a row whose derived columns (counts of missing fields, wrong types,
 spans off word boundaries, malformed tags...) the GX suite (trajet.validate) then fails, so it lands in
@@ -18,11 +18,22 @@ from typing import Any
 import orjson
 
 from trajet.labels import ENTITY_TYPES
-from trajet.phrases import detokenize, is_token_end, is_token_start, iter_conll_blocks, iter_lines, tokenize
+from trajet.labelstudio import RESULT_TYPE
+from trajet.phrases import (
+    BOM,
+    DataFileError,
+    detokenize,
+    is_token_end,
+    is_token_start,
+    iter_conll_blocks,
+    iter_lines,
+    tokenize,
+)
 from trajet.tags import bio_to_spans, check_bio
 
 CONLL_SUFFIXES = frozenset({".conll", ".conllu", ".tsv", ".bio"})
 JSONL_SUFFIXES = frozenset({".jsonl", ".ndjson", ".json"})
+LABELSTUDIO = "labelstudio"  # a Label Studio JSON export: a `.json` file whose top level is an array of tasks
 # `noise` is written by the phrase generator (which perturbations it applied).
 ALLOWED_FIELDS = frozenset({"text", "entities", "split", "group", "pattern", "id", "source", "meta", "noise"})
 REQUIRED_FIELDS = ("text", "entities")
@@ -181,19 +192,144 @@ def parse_conll_row(block: Sequence[tuple[int, str]]) -> Row:
     return row
 
 
+def _utf16_to_code_points(text: str, start: int, end: int) -> tuple[int, int] | None:
+    """UTF-16 offsets (what Label Studio versions before the emoji fix wrote: JavaScript string indices) as
+    code-point offsets; None when they do not fall between code points."""
+    units = 0
+    found: dict[int, int] = {}
+    for i, ch in enumerate(text):
+        found[units] = i
+        units += 2 if ord(ch) > 0xFFFF else 1
+    found[units] = len(text)
+    if start in found and end in found:
+        return found[start], found[end]
+    return None
+
+
+def _latest_annotation(annotations: list[Any]) -> dict[str, Any] | None:
+    """The annotation that counts: the latest one not cancelled (skipped), by updated_at or created_at (ISO
+    strings), ties and missing dates going to the later one in the list, as Label Studio lists them."""
+    live = [(str(a.get("updated_at") or a.get("created_at") or ""), i, a) for i, a in enumerate(annotations)
+            if isinstance(a, dict) and a.get("was_cancelled") is not True]
+    return max(live, key=lambda t: (t[0], t[1]))[2] if live else None
+
+
+def parse_labelstudio_task(position: int, task: Any) -> Row:
+    """One task of a Label Studio export as a Row. `line` is the task's position in the array (1-based); its
+    raw bytes (kept for quarantine) begin with its `id`, so a quarantined row names both."""
+    try:
+        raw = orjson.dumps(task)
+    except (TypeError, orjson.JSONEncodeError):  # NaN-free odd values, lone surrogates: the slow path
+        raw = json.dumps(task, ensure_ascii=False).encode("utf-8", "surrogatepass")
+    row = Row(position, raw)
+    c = row.counts
+    if not isinstance(task, dict):
+        c["unparseable"] = 1
+        return row
+    data = task.get("data")
+    if not isinstance(data, dict) or "text" not in data:
+        c["n_missing"] += 1
+    elif isinstance(data["text"], str):
+        row.text = data["text"]
+    else:
+        c["n_wrong_type"] += 1
+    annotations = task.get("annotations", [])
+    if not isinstance(annotations, list):
+        c["n_wrong_type"] += 1
+        annotations = []
+    annotation = _latest_annotation(annotations)
+    if annotation is None:
+        c["n_not_annotated"] = 1
+    else:
+        results = annotation.get("result", [])
+        if not isinstance(results, list):
+            c["n_wrong_type"] += 1
+            results = []
+        for result in results:
+            _add_result(row, result)
+    if "id" in task:
+        row.extras = {"id": task["id"], "source": LABELSTUDIO}
+        try:
+            row.extras_json = orjson.dumps(row.extras).decode("utf-8")
+        except (TypeError, orjson.JSONEncodeError):
+            row.extras_json = json.dumps(row.extras, ensure_ascii=False)
+            c["n_unencodable"] = int(not utf8_ok(row.extras_json))
+    if row.text is not None and not utf8_ok(row.text):
+        c["n_unencodable"] = 1
+    derive_spans(row)
+    return row
+
+
+def _add_result(row: Row, result: Any) -> None:
+    """One `labels` result as an entity; anything Trajet cannot represent as one counts against the row."""
+    c = row.counts
+    value = result.get("value") if isinstance(result, dict) else None
+    if not isinstance(value, dict) or result.get("type") != RESULT_TYPE:  # choices, relations, text areas
+        c["n_wrong_type"] += 1
+        return
+    start, end, labels = value.get("start"), value.get("end"), value.get("labels")
+    if (type(start) is not int or type(end) is not int or not isinstance(labels, list) or len(labels) != 1
+            or not isinstance(labels[0], str)):
+        c["n_wrong_type"] += 1
+        return
+    shown = value.get("text")
+    text = row.text
+    if isinstance(shown, str) and text is not None and text[max(start, 0):max(end, 0)] != shown:
+        fixed = _utf16_to_code_points(text, start, end)
+        if fixed is not None and text[fixed[0]:fixed[1]] == shown:
+            start, end = fixed
+        else:
+            c["n_span_text"] += 1
+    row.entities.append((start, end, labels[0]))
+
+
+def parse_labelstudio(path: Path) -> list[Row]:
+    """Every task of a Label Studio JSON export; a file that is not a JSON array is one unparseable row."""
+    try:
+        content = path.read_text(encoding="utf-8").removeprefix(BOM)
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        raise DataFileError(path, line, f"not UTF-8 text (byte {exc.start})") from None
+    try:
+        tasks = orjson.loads(content)
+    except orjson.JSONDecodeError:
+        try:
+            tasks = json.loads(content)
+        except (ValueError, RecursionError):
+            tasks = None
+    if not isinstance(tasks, list):
+        row = Row(1, content.encode("utf-8", "surrogatepass"))
+        row.counts["unparseable"] = 1
+        return [row]
+    return [parse_labelstudio_task(n, task) for n, task in enumerate(tasks, start=1)]
+
+
 def suffix_format(name: str) -> str:
     return "conll" if Path(name).suffix.lower() in CONLL_SUFFIXES else "jsonl"
+
+
+def content_format(name: str, fmt: str, data: bytes) -> str:
+    """The format of a file once its bytes are known: a `.json` file whose first character is `[` is a Label
+    Studio export (a JSONL row is an object, never an array); every other file keeps its suffix's format."""
+    if fmt == "jsonl" and Path(name).suffix.lower() == ".json" and \
+            data.removeprefix(BOM.encode("utf-8")).lstrip().startswith(b"["):
+        return LABELSTUDIO
+    return fmt
 
 
 def parse_file(path: Path, fmt: str) -> list[Row]:
     """All rows of a UTF-8 file; raises DataFileError only for a file that is not UTF-8."""
     if fmt == "conll":
         return [parse_conll_row(block) for _, block in iter_conll_blocks(path)]
+    if fmt == LABELSTUDIO:
+        return parse_labelstudio(path)
     return [parse_jsonl_row(n, line) for n, line in iter_lines(path)]
 
 
 def raw_rows(data: bytes, fmt: str) -> list[tuple[int, bytes]]:
     """Rows cut from undecodable bytes, so a non-UTF-8 file is still quarantined row by row, verbatim."""
+    if fmt == LABELSTUDIO:  # tasks cannot be cut from undecodable JSON: the file is one row
+        return [(1, data)] if data.strip() else []
     rows: list[tuple[int, bytes]] = []
     block: list[bytes] = []
     first = 0

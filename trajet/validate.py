@@ -35,6 +35,9 @@ UNTRIMMED = "span edge is space or punctuation"
 BAD_SPLIT = "unknown split"
 DUPLICATE_IN_BATCH = "duplicate within the batch"
 CONFLICT = "annotation conflict"
+# Label Studio exports (trajet.parsers.parse_labelstudio).
+NOT_ANNOTATED = "not annotated"
+SPAN_TEXT = "span text differs from its offsets"
 # Whole-batch reasons.
 NOT_UTF8 = "not UTF-8"
 NOT_FORMAT = "not the declared format"
@@ -69,6 +72,8 @@ ROW_RULES: tuple[tuple[str, dict[str, Any], str], ...] = (
     ("ExpectColumnValuesToBeBetween", {"column": "n_via", "max_value": MAX_VIA}, MANY_VIA),
     ("ExpectColumnValuesToBeBetween", {"column": "n_untrimmed", "max_value": 0}, UNTRIMMED),
     ("ExpectColumnValuesToBeInSet", {"column": "split", "value_set": ["train", "test"]}, BAD_SPLIT),
+    ("ExpectColumnValuesToBeBetween", {"column": "n_not_annotated", "max_value": 0}, NOT_ANNOTATED),
+    ("ExpectColumnValuesToBeBetween", {"column": "n_span_text", "max_value": 0}, SPAN_TEXT),
 )
 ROW_COLUMNS: tuple[str, ...] = tuple(sorted({kw["column"] for _, kw, _ in ROW_RULES}))
 
