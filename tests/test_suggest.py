@@ -39,9 +39,15 @@ def _pool(path: Path, texts: list[str]) -> Path:
 
 
 def _least_sure(predictor: Predictor, text: str) -> float:
+    """1 - the lowest probability of a decoded tag among the words that are not punctuation."""
+    return 1.0 - min(_probs_by_word(predictor, text).values())
+
+
+def _probs_by_word(predictor: Predictor, text: str) -> dict[str, float]:
     [tagged] = predictor.tag_words([text])
     assert not isinstance(tagged, str)
-    return 1.0 - min(tagged.probs)
+    words = [(t.text, p) for t, p in zip(tagged.tokens, tagged.probs, strict=True) if any(c.isalnum() for c in t.text)]
+    return {w: min(p for v, p in words if v == w) for w, _ in words}
 
 
 def test_ranking_follows_the_models_uncertainty(predictor, tmp_path):
@@ -54,6 +60,8 @@ def test_ranking_follows_the_models_uncertainty(predictor, tmp_path):
     # each value is the model's own: 1 - the probability of the least sure word's decoded tag
     for r in rows:
         assert r["meta"]["uncertainty"] == round(_least_sure(predictor, r["text"]), 4)
+        probs = _probs_by_word(predictor, r["text"])
+        assert probs[r["meta"]["least_sure_word"]] == min(probs.values())
     rank = {r["text"]: r["meta"]["rank"] for r in rows}
     assert max(rank[t] for t in UNSURE) < min(rank[t] for t in SURE)
     assert min(_least_sure(predictor, t) for t in UNSURE) > 0.5 > max(_least_sure(predictor, t) for t in SURE)
@@ -177,3 +185,31 @@ def test_cli_bad_options_are_one_line_errors(tiny, tmp_path, args, message):
     res = CliRunner().invoke(app, ["suggest", "-m", str(tiny["model"]), "-i", str(pool), "-o",
                                    str(tmp_path / "o.jsonl"), *args])
     assert res.exit_code != 0 and isinstance(res.exception, TrajetError) and str(res.exception) == message
+
+
+def test_cli_champion_from_the_registry_is_recorded_as_its_version(tiny, tmp_path, monkeypatch):
+    from trajet.registry import open_registry
+
+    registry_dir = tmp_path / "registry"
+    reg = open_registry(str(registry_dir))
+    reg.push("v1", tiny["model"], {"metrics": {"test": {"micro": {"f1": 0.9}}}})
+    reg.promote("v1")
+    monkeypatch.setenv("TRAJET_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("TRAJET_REGISTRY_URI", str(registry_dir))
+    monkeypatch.chdir(tmp_path)  # `champion` must not name a folder here
+    out = tmp_path / "s.jsonl"
+    res = CliRunner().invoke(app, ["suggest", "-m", "champion", "-i", str(_pool(tmp_path / "p.jsonl", UNSURE)),
+                                   "-n", "5", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    assert {json.loads(line)["meta"]["model"] for line in out.read_text(encoding="utf-8").splitlines()} == {"v1"}
+
+
+def test_punctuation_does_not_count_unless_the_text_is_nothing_else():
+    from trajet.suggest import judged_words, uncertainty
+
+    tokens = tokenize("de Paris-Lyon ?")  # de, Paris, -, Lyon, ?
+    assert sum(not any(c.isalnum() for c in t.text) for t in tokens) == 2
+    probs = [0.9 if any(c.isalnum() for c in t.text) else 0.01 for t in tokens]
+    assert uncertainty(tokens, probs) == pytest.approx(0.1)
+    only = tokenize("?!")
+    assert judged_words(only) == list(range(len(only))) and uncertainty(only, [0.4] * len(only)) == pytest.approx(0.6)
