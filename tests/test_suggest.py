@@ -156,7 +156,7 @@ def test_plain_text_pool(tmp_path):
 def test_nothing_readable_is_one_clear_error(predictor, tmp_path):
     pool = _pool(tmp_path / "pool.jsonl", [])
     pool.write_text("nope\n", encoding="utf-8")
-    with pytest.raises(TrajetError, match=r"pool.jsonl: no readable request \(1 bad lines\)"):
+    with pytest.raises(TrajetError, match=r"pool.jsonl: no readable request \(1 bad lines; first: .*pool.jsonl:1: not valid JSON"):
         suggest(predictor, pool, n=5, model="tiny")
 
 

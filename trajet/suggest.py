@@ -204,7 +204,8 @@ def suggest(predictor: Predictor, path: Path, *, n: int, model: str,
     read = len(requests) + len(bad)
     problems = [msg for _, msg in sorted(bad + refused)]
     if not scored:
-        raise TrajetError(f"{path}: no readable request ({len(problems)} bad lines)")
+        first = f"; first: {problems[0]}" if problems else ""
+        raise TrajetError(f"{path}: no readable request ({len(problems)} bad lines{first})")
     chosen, near = select(scored, n, max_similarity)
     rows = [suggestion_row(s, rank=k, model=model) for k, s in enumerate(chosen, start=1)]
     return Suggestions(rows=rows, read=read, problems=problems, near_duplicates=near)
