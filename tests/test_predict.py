@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 from tests.train_fixtures import trained_tiny
 from trajet.cli import app
 from trajet.commands.predict import predict_stream
+from trajet.phrases import bio_to_spans, tokenize
 from trajet.predict import MAX_CHARS, Predictor, percentile
 
 
@@ -258,3 +259,19 @@ def test_torch_predictor_encodes_with_the_plain_tokenizer_only_where_it_agrees(p
     ours, theirs = predictor.tokenizer(words), hf(words, is_split_into_words=True, truncation=False)
     assert ours["input_ids"] == [list(ids) for ids in theirs["input_ids"]]
     assert all(ours.word_ids(i) == list(theirs.word_ids(i)) for i in range(len(words)))
+
+
+def test_tag_words_is_what_predict_reads(predictor, tiny):
+    texts = [p.text for p in tiny["val"][:20]] + ["", "Trajet Metz Dijon"]
+    tagged = predictor.tag_words(texts)
+    for text, words, result in zip(texts, tagged, predictor.predict(texts), strict=True):
+        if "error" in result:
+            assert words == result["error"]
+            continue
+        assert [t.text for t in words.tokens] == [t.text for t in tokenize(text)]
+        assert all(0.0 < p <= 1.0 for p in words.probs) and len(words.probs) == len(words.tags)
+        spans = bio_to_spans(words.tokens, words.tags, strict=False)
+        assert [(e.start, e.end, e.label) for e in spans] == [(e["start"], e["end"], e["label"]) for e in result["entities"]]
+        for ent in result["entities"]:
+            inside = [p for t, p in zip(words.tokens, words.probs, strict=True) if ent["start"] <= t.start < ent["end"]]
+            assert ent["score"] == round(sum(inside) / len(inside), 4)

@@ -38,6 +38,15 @@ class _Prepared:
     type_ids: list[int] | None = None
 
 
+@dataclass(frozen=True)
+class WordTags:
+    """One text as the predictor read it: words, decoded BIO tags, each tag's probability (softmax of its word)."""
+
+    tokens: list[Token]
+    tags: list[str]
+    probs: list[float]
+
+
 class Predictor:
     """A loaded token classifier plus its tokenizer; `load` once, then `predict` many batches."""
 
@@ -256,6 +265,19 @@ class Predictor:
                 )
             results[index] = {"entities": ents_out, **trip_fields(text, entities)}
         return results
+
+    def tag_words(self, texts: Sequence[str]) -> list[WordTags | str]:
+        """Per text: its words, the decoded tag of each and that tag's probability (what `predict` averages into
+        an entity's score), or the reason the text cannot be read. For callers that judge the model's confidence
+        word by word (trajet.suggest), so none of them re-implements the encoding or the decoder."""
+        out: list[WordTags | str] = ["" for _ in texts]
+        for item in self._run(texts):
+            if len(item) == 2:
+                out[item[0]] = item[1]
+            else:
+                index, tokens, tags, probs = item
+                out[index] = WordTags(tokens, tags, probs)
+        return out
 
     def predict_entities(self, texts: Sequence[str]) -> list[list[Entity]]:
         """Spans only, for evaluation: an unreadable text (empty, over-long) predicts nothing."""
