@@ -204,6 +204,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "gazetteer_fuzzy": True,
         "gazetteer_spelling": True,
         "augment_typo_prob": 0.05,
+        "augment_compose": 0.2,
         # No dropout: the augmentation already regularises, and dropout costs step time on CPU.
         "base_spec": {"hidden_size": 128, "num_layers": 4, "num_heads": 4, "intermediate_size": 512, "vocab_size": 6000,
                       "lowercase": True, "dropout": 0.0},
