@@ -363,23 +363,8 @@ class OnnxPredictor(Predictor):
                    lexicon=model_lexicon(model_dir, cfg.get("trajet_features")))
 
     def _encode_batch(self, batch: Sequence[Any]) -> dict[str, Any]:
-        """The torch predictor's inputs as int64 numpy arrays: ONNX Runtime needs no torch."""
-        import numpy as np
-
-        width = max(len(p.input_ids) for p in batch)
-        pad = self.tokenizer.pad_token_id or 0
-        ids = np.full((len(batch), width), pad, dtype=np.int64)
-        mask = np.zeros((len(batch), width), dtype=np.int64)
-        types = np.zeros((len(batch), width), dtype=np.int64) if self.lexicon is not None else None
-        for row, p in enumerate(batch):
-            ids[row, : len(p.input_ids)] = p.input_ids
-            mask[row, : len(p.input_ids)] = 1
-            if types is not None and p.type_ids is not None:
-                types[row, : len(p.type_ids)] = p.type_ids
-        inputs = {"input_ids": ids, "attention_mask": mask}
-        if types is not None:
-            inputs["token_type_ids"] = types
-        return inputs
+        """The predictor's inputs as numpy arrays: ONNX Runtime needs no torch."""
+        return self._numpy_inputs(batch)
 
     def _logits(self, inputs: Mapping[str, Any]) -> Any:
         """(batch, length, labels) logits as a float32 numpy array."""
