@@ -341,7 +341,7 @@ def test_cli_exit_codes_and_quarantine(tmp_path):
     assert isinstance(res.exception, TrajetError) and "trajet db upgrade" in str(res.exception)
     assert runner.invoke(app, ["db", "current"]).exit_code == 1
     res = runner.invoke(app, ["db", "upgrade"])
-    assert res.exit_code == 0 and "0002_runs_and_versions" in res.output
+    assert res.exit_code == 0 and "0003_watch_and_review" in res.output
     assert runner.invoke(app, ["db", "current"]).exit_code == 0
     res = runner.invoke(app, ["ingest", str(good)])
     assert res.exit_code == 0, res.output
@@ -372,7 +372,7 @@ def test_cli_errors_are_one_line_and_gx_is_not_imported(tmp_path):
     res = subprocess.run([sys.executable, "-m", "trajet", "ingest", str(tmp_path / "nope.jsonl")], cwd=REPO,
                          capture_output=True, text=True, env=env)
     assert res.returncode == 2
-    assert res.stderr.strip() == ("error: database schema is at nothing (empty database), code needs 0002_runs_and_versions: "
+    assert res.stderr.strip() == ("error: database schema is at nothing (empty database), code needs 0003_watch_and_review: "
                                   "run `trajet db upgrade`")
     store.upgrade(env["TRAJET_DATABASE_URL"])
     res = subprocess.run([sys.executable, "-m", "trajet", "ingest", str(tmp_path / "nope.jsonl")], cwd=REPO,

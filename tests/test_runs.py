@@ -22,7 +22,7 @@ def test_migration_matches_the_orm_and_downgrades(engine):
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
 
-    assert store.current_revision(engine) == "0002_runs_and_versions"
+    assert store.current_revision(engine) == store.head_revision() == "0003_watch_and_review"
     store.ensure_schema(engine)
     mine = {TrainingRun.__tablename__, ModelVersion.__tablename__}
     with engine.connect() as conn:

@@ -28,25 +28,25 @@ def _add_phrases(engine, marked, split=None):
 
 
 def test_migrations_match_the_orm(engine):
-    assert store.current_revision(engine) == store.head_revision() == "0002_runs_and_versions"
+    assert store.current_revision(engine) == store.head_revision() == "0003_watch_and_review"
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), store.Base.metadata)
     assert diff == []
     store.upgrade(engine=engine)  # idempotent
-    assert store.current_revision(engine) == "0002_runs_and_versions"
+    assert store.current_revision(engine) == "0003_watch_and_review"
 
 
 def test_out_of_date_schema_is_refused(db_url):
     eng = store.get_engine(db_url)
-    with pytest.raises(TrajetError, match=r"schema is at nothing \(empty database\), code needs 0002_runs_and_versions: run `trajet db upgrade`"):
+    with pytest.raises(TrajetError, match=r"schema is at nothing \(empty database\), code needs 0003_watch_and_review: run `trajet db upgrade`"):
         store.ensure_schema(eng)
     with pytest.raises(TrajetError, match="trajet db upgrade"):
         store.open_store(db_url)
     opened = store.open_store(db_url, upgrade=True)
-    assert store.current_revision(opened.engine) == "0002_runs_and_versions"
+    assert store.current_revision(opened.engine) == "0003_watch_and_review"
     with opened.engine.begin() as conn:
         conn.execute(sa.text("UPDATE alembic_version SET version_num = '0000_older'"))
-    with pytest.raises(TrajetError, match="schema is at 0000_older, code needs 0002_runs_and_versions"):
+    with pytest.raises(TrajetError, match="schema is at 0000_older, code needs 0003_watch_and_review"):
         store.ensure_schema(opened.engine)
     eng.dispose()
     opened.engine.dispose()

@@ -6,7 +6,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection
 
-from trajet import runs  # noqa: F401  (registers training_runs / model_versions on Base.metadata)
+from trajet import feedback, runs  # noqa: F401  (register their tables on Base.metadata)
 from trajet.store import Base, get_engine
 
 target_metadata = Base.metadata
