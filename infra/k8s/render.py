@@ -11,8 +11,9 @@ Prefect server checks a pool's template, and rendered into the Job the worker wo
 `template` prints a pool's base job template for `prefect work-pool create|update --base-job-template`, with
 variable defaults set by `--set NAME=VALUE` (VALUE is read as JSON when it parses, else as a string). `job`
 prints the Job manifest for a run of a deployment of deployments/prefect.yaml (its job variables, then
-`--set` as a flow run's job variables); pipe it to `kubectl apply --dry-run=server -f -` to check it against
-a real cluster. Needs prefect-kubernetes (the `dev` extra, or the worker image); Trajet itself does not.
+`--set` as a flow run's job variables); `| kubectl create --dry-run=server -f -` has a real cluster check it
+(`create`, not `apply`: the Job has a generateName). Needs prefect-kubernetes (the `dev` extra, or the worker
+image); Trajet itself does not.
 """
 
 from __future__ import annotations
