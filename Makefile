@@ -29,7 +29,7 @@ test: setup
 	$(BIN)/python -m pytest
 
 lint: setup
-	$(BIN)/ruff check trajet flows tests bench
+	$(BIN)/ruff check trajet flows tests bench infra
 	$(BIN)/lint-imports --no-logo
 
 clean:
