@@ -79,7 +79,7 @@ def speed(predict: Callable[[list[str]], Any], texts: Sequence[str], n_single: i
 def word_labels(predictor: Any, texts: Sequence[str]) -> list[list[str]]:
     out: list[list[str]] = [[] for _ in texts]
     for item in predictor._run(list(texts)):
-        if len(item) == 4:
+        if len(item) == 5:  # index, words, tags, tag probabilities, log-probability rows
             out[item[0]] = list(item[2])
     return out
 

@@ -442,3 +442,17 @@ def onnx_runtime_encoding(ids):
     from trajet.subwords import _Encoding
 
     return _Encoding(ids=ids, word_ids=[[None] * len(row) for row in ids])
+
+
+def test_word_label_distributions_match_torch(exported, model_dir, torch_predictor, texts):
+    """`tag_words` gives every label's probability per word (trajet.audit reads the annotated tag's): the ONNX
+    backend computes them in numpy from its own logits, through the same `_tag_batch`."""
+    import numpy as np
+
+    from trajet.labels import LABELS
+    from trajet.onnx_runtime import OnnxPredictor
+
+    fp32 = OnnxPredictor.load(model_dir, cache_root=exported.folder.parent, precision="fp32")
+    for got, want in zip(fp32.tag_words(texts), torch_predictor.tag_words(texts), strict=True):
+        assert got.tags == want.tags and all(len(row) == len(LABELS) for row in got.label_probs)
+        np.testing.assert_allclose(got.label_probs, want.label_probs, atol=1e-3)

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 from tests.train_fixtures import trained_tiny
 from trajet.cli import app
 from trajet.commands.predict import predict_stream
+from trajet.labels import LABELS
 from trajet.phrases import bio_to_spans, tokenize
 from trajet.predict import MAX_CHARS, Predictor, percentile
 
@@ -270,6 +271,11 @@ def test_tag_words_is_what_predict_reads(predictor, tiny):
             continue
         assert [t.text for t in words.tokens] == [t.text for t in tokenize(text)]
         assert all(0.0 < p <= 1.0 for p in words.probs) and len(words.probs) == len(words.tags)
+        # every label's probability per word: a distribution whose decoded tag's entry is that tag's probability
+        assert len(words.label_probs) == len(words.tags)
+        for k, (tag, p, row) in enumerate(zip(words.tags, words.probs, words.label_probs, strict=True)):
+            assert len(row) == len(LABELS) and abs(sum(row) - 1.0) < 1e-4
+            assert row[LABELS.index(tag)] == pytest.approx(p) and words.prob_of(k, tag) == row[LABELS.index(tag)]
         spans = bio_to_spans(words.tokens, words.tags, strict=False)
         assert [(e.start, e.end, e.label) for e in spans] == [(e["start"], e["end"], e["label"]) for e in result["entities"]]
         for ent in result["entities"]:

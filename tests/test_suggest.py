@@ -213,3 +213,37 @@ def test_punctuation_does_not_count_unless_the_text_is_nothing_else():
     assert uncertainty(tokens, probs) == pytest.approx(0.1)
     only = tokenize("?!")
     assert judged_words(only) == list(range(len(only))) and uncertainty(only, [0.4] * len(only)) == pytest.approx(0.6)
+
+
+def test_cli_writes_label_studio_tasks_that_come_back_through_ingestion(tiny, predictor, tmp_path):
+    from tests.dbfixtures import migrated_engine
+    from trajet.ingest import ingest_source
+
+    texts = ["Je pars de Nantes pour Brest demain.", *UNSURE, *SURE]
+    pool = _pool(tmp_path / "pool.jsonl", texts)
+    out = tmp_path / "tasks.json"
+    res = CliRunner().invoke(app, ["suggest", "-m", str(tiny["model"]), "-i", str(pool), "-n", "10", "-o", str(out),
+                                   "--format", "labelstudio"])
+    assert res.exit_code == 0, res.output
+    tasks = json.loads(out.read_text(encoding="utf-8"))
+    rows = suggest(predictor, pool, n=10, model=str(tiny["model"])).rows  # the same ranking, as JSONL
+    assert [t["data"]["text"] for t in tasks] == [r["text"] for r in rows]
+    for task, row in zip(tasks, rows, strict=True):
+        [pred] = task["predictions"]
+        assert pred["model_version"] == str(tiny["model"]) and "annotations" not in task
+        assert pred["score"] == round(1 - row["meta"]["uncertainty"], 4)
+        assert [(r["value"]["start"], r["value"]["end"], r["value"]["labels"][0]) for r in pred["result"]] == [
+            (e["start"], e["end"], e["label"]) for e in row["entities"]]
+        assert {k: task["data"][k] for k in ("rank", "uncertainty", "pool_line")} == {
+            k: row["meta"][k] for k in ("rank", "uncertainty", "pool_line")}
+    # Label Studio: an annotator submits each prediction as it is, the project is exported as JSON
+    for n, task in enumerate(tasks, start=1):
+        task["id"] = 300 + n
+        task["annotations"] = [{"id": 800 + n, "result": task["predictions"][0]["result"], "was_cancelled": False}]
+    export = tmp_path / "project-2-at-2026-12-05.json"
+    export.write_text(json.dumps(tasks, ensure_ascii=False), encoding="utf-8")
+    [report] = ingest_source(str(export), engine=migrated_engine(f"sqlite:///{tmp_path / 'store.db'}"))
+    assert (report.status, report.stored, report.quarantined) == ("accepted", len(tasks), 0)
+    bad = CliRunner().invoke(app, ["suggest", "-m", str(tiny["model"]), "-i", str(pool), "-o", str(out),
+                                   "--format", "csv"])
+    assert isinstance(bad.exception, TrajetError) and str(bad.exception) == "--format csv: expected one of jsonl, labelstudio"

@@ -84,6 +84,22 @@ def test_saved_trace_answers_like_the_eager_path(saved, model_dir, eager, sample
         _same_answers(predictor.predict([text]), eager.predict([text]))
 
 
+def test_saved_trace_gives_the_same_word_label_distributions(saved, model_dir, eager, sample):
+    """Every label's probability per word (`tag_words`, what trajet.audit reads) comes from the shared
+    `_tag_batch`: the saved graph's equal the eager model's."""
+    import numpy as np
+
+    from trajet.torchscript import load_saved
+
+    predictor = load_saved(model_dir, cache_root=saved.folder.parent)
+    for got, want in zip(predictor.tag_words(sample), eager.tag_words(sample), strict=True):
+        if isinstance(want, str):
+            assert got == want
+            continue
+        assert got.tags == want.tags
+        np.testing.assert_allclose(got.label_probs, want.label_probs, atol=1e-4)
+
+
 def test_cli_one_sentence_imports_no_transformers(saved, model_dir, eager, _trajet_home):
     """Once the export exists, `trajet predict --model M TEXT` loads it with torch alone: no transformers module
     in the process, the export not rewritten, and the eager path's answer."""

@@ -7,7 +7,8 @@ is a result `{"id", "from_name": "label", "to_name": "text", "type": "labels", "
 "text", "labels": [LABEL]}}` with character offsets into `data.text`.
 
 This module writes pre-annotation tasks (the model's spans under `predictions`, which Label Studio shows as a
-starting point and never counts as a human annotation) and the labeling config those tasks expect. Reading an
+starting point and never counts as a human annotation), annotations a task is imported with (a review queue's
+current labels), and the labeling config those tasks expect. Reading an
 export back is ingestion's job (`trajet.parsers.parse_labelstudio`), so it gets the same validation and
 quarantine as every other input format. Only the standard library and the label set are imported here, so
 any command may call it without loading a model or the store.
@@ -51,11 +52,22 @@ def span_result(text: str, start: int, end: int, label: str, *, result_id: str,
     return result
 
 
-def prediction_tasks(texts: Sequence[str], spans: Sequence[Sequence[Mapping[str, Any]]], *, model_version: str,
+def annotation(text: str, spans: Sequence[Mapping[str, Any]], *, result_prefix: str = "a") -> dict[str, Any]:
+    """A submitted annotation of `spans` (`{"start", "end", "label"}`), as Label Studio imports one with a task:
+    a reviewer sees it as the current labels, corrects or submits it, and the export gives it back."""
+    ordered = sorted(spans, key=lambda e: (e["start"], e["end"]))
+    return {"result": [span_result(text, int(e["start"]), int(e["end"]), str(e["label"]),
+                                   result_id=f"{result_prefix}{k + 1}") for k, e in enumerate(ordered)],
+            "was_cancelled": False, "ground_truth": False}
+
+
+def prediction_tasks(texts: Sequence[str], spans: Sequence[Sequence[Mapping[str, Any]]], *,
+                     model_version: str | Sequence[str],
                      task_scores: Sequence[float | None] | None = None,
                      data: Sequence[Mapping[str, Any]] | None = None) -> list[dict[str, Any]]:
     """Pre-annotation tasks: per text, the model's spans (`{"start", "end", "label"[, "score"]}`, as
-    `Predictor.predict` returns them in `entities`) as one prediction of `model_version`.
+    `Predictor.predict` returns them in `entities`) as one prediction of `model_version` (one for all, or one
+    per text).
 
     `task_scores` sets each prediction's `score`, by which Label Studio's Data Manager sorts tasks (a suggester
     passes its uncertainty ranking there); without it the score is the least confident span's, so the tasks
@@ -69,6 +81,9 @@ def prediction_tasks(texts: Sequence[str], spans: Sequence[Sequence[Mapping[str,
         raise ValueError(f"{len(texts)} texts but {len(task_scores)} task scores")
     if data is not None and len(data) != len(texts):
         raise ValueError(f"{len(texts)} texts but {len(data)} data records")
+    versions = [model_version] * len(texts) if isinstance(model_version, str) else list(model_version)
+    if len(versions) != len(texts):
+        raise ValueError(f"{len(texts)} texts but {len(versions)} model versions")
     tasks = []
     for i, (text, ents) in enumerate(zip(texts, spans, strict=True)):
         results = [
@@ -76,7 +91,7 @@ def prediction_tasks(texts: Sequence[str], spans: Sequence[Sequence[Mapping[str,
                         score=e.get("score"))
             for k, e in enumerate(sorted(ents, key=lambda e: (e["start"], e["end"])))
         ]
-        prediction: dict[str, Any] = {"model_version": model_version, "result": results}
+        prediction: dict[str, Any] = {"model_version": versions[i], "result": results}
         score = task_scores[i] if task_scores is not None else None
         if score is None:
             span_scores = [r["score"] for r in results if "score" in r]

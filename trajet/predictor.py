@@ -19,7 +19,7 @@ from typing import Any
 from trajet import decode
 from trajet.encoding import first_subtokens
 from trajet.errors import TrajetError
-from trajet.labels import LABELS
+from trajet.labels import LABEL2ID, LABELS
 from trajet.lexicon import Lexicon, model_lexicon, token_types
 from trajet.phrases import Entity, Token, bio_to_spans, default_splitter, tokenize, trip_fields
 from trajet.subwords import load_tokenizer
@@ -38,13 +38,24 @@ class _Prepared:
     type_ids: list[int] | None = None
 
 
+# A readable text as `_run` yields it: index, words, decoded tags, their probabilities, log-probability rows.
+_Read = tuple[int, list[Token], list[str], list[float], list[list[float]]]
+
+
 @dataclass(frozen=True)
 class WordTags:
-    """One text as the predictor read it: words, decoded BIO tags, each tag's probability (softmax of its word)."""
+    """One text as the predictor read it: words, decoded BIO tags, each tag's probability (softmax of its word),
+    and each word's probability of every label in `trajet.labels.LABELS` order (`label_probs[w][k]`), so a
+    caller can ask how likely a tag the decoder did not choose is (trajet.audit: the annotated one)."""
 
     tokens: list[Token]
     tags: list[str]
     probs: list[float]
+    label_probs: list[list[float]]
+
+    def prob_of(self, word: int, tag: str) -> float:
+        """The model's probability of `tag` on word `word` (its first sub-token's softmax)."""
+        return self.label_probs[word][LABEL2ID[tag]]
 
 
 class Predictor:
@@ -194,9 +205,10 @@ class Predictor:
         with torch.inference_mode():
             return torch.log_softmax(self._logits(inputs).float(), dim=-1).numpy()
 
-    def _tag_batch(self, batch: Sequence[_Prepared]) -> list[tuple[list[str], list[float]]]:
+    def _tag_batch(self, batch: Sequence[_Prepared]) -> list[tuple[list[str], list[float], list[list[float]]]]:
         """Per text: a tag and its probability per word, read on each word's first sub-token and decoded
-        under the trip's rules (trajet.decode: well-formed spans, one departure, one arrival).
+        under the trip's rules (trajet.decode: well-formed spans, one departure, one arrival), and each word's
+        log-probability row over LABELS (the decoder's input, handed on as it is: no extra cost for `predict`).
 
         The rows of every word's first sub-token are gathered and their best tags taken for the whole batch in
         numpy; only those rows become Python floats (the values the sub-token rows had as lists)."""
@@ -228,10 +240,11 @@ class Predictor:
                 if pos < 0:
                     word_rows[w], best[w] = _ONLY_O, _O_ID
             ids = decode.decode(word_rows, decode.closed_words([t.text for t in p.tokens]), best=best)
-            out.append(([LABELS[i] for i in ids], [math.exp(r[i]) for r, i in zip(word_rows, ids, strict=True)]))
+            out.append(([LABELS[i] for i in ids], [math.exp(r[i]) for r, i in zip(word_rows, ids, strict=True)],
+                        word_rows))
         return out
 
-    def _run(self, texts: Sequence[str]) -> Iterator[tuple[int, list[Token], list[str], list[float]] | tuple[int, str]]:
+    def _run(self, texts: Sequence[str]) -> Iterator[_Read | tuple[int, str]]:
         prepared: list[_Prepared] = []
         for i, item in enumerate(self._prepare_many(list(enumerate(texts)))):
             if isinstance(item, str):
@@ -241,8 +254,8 @@ class Predictor:
         prepared.sort(key=lambda p: len(p.input_ids))  # similar lengths per batch: less padding
         for start in range(0, len(prepared), self.batch_size):
             batch = prepared[start : start + self.batch_size]
-            for p, (tags, scores) in zip(batch, self._tag_batch(batch), strict=True):
-                yield p.index, p.tokens, tags, scores
+            for p, (tags, scores, rows) in zip(batch, self._tag_batch(batch), strict=True):
+                yield p.index, p.tokens, tags, scores, rows
 
     # ----------------------------------------------------------------------------- public
 
@@ -253,7 +266,7 @@ class Predictor:
             if len(item) == 2:
                 results[item[0]] = {"error": item[1]}
                 continue
-            index, tokens, tags, scores = item
+            index, tokens, tags, scores, _ = item
             text = texts[index]
             entities = bio_to_spans(tokens, tags, strict=False)
             word_at = {t.start: k for k, t in enumerate(tokens)}
@@ -273,23 +286,24 @@ class Predictor:
 
     def tag_words(self, texts: Sequence[str]) -> list[WordTags | str]:
         """Per text: its words, the decoded tag of each and that tag's probability (what `predict` averages into
-        an entity's score), or the reason the text cannot be read. For callers that judge the model's confidence
-        word by word (trajet.suggest), so none of them re-implements the encoding or the decoder."""
+        an entity's score), every label's probability per word, or the reason the text cannot be read. For
+        callers that judge the model's confidence word by word (trajet.suggest, trajet.audit), so none of them
+        re-implements the encoding or the decoder."""
         out: list[WordTags | str] = ["" for _ in texts]
         for item in self._run(texts):
             if len(item) == 2:
                 out[item[0]] = item[1]
             else:
-                index, tokens, tags, probs = item
-                out[index] = WordTags(tokens, tags, probs)
+                index, tokens, tags, probs, rows = item
+                out[index] = WordTags(tokens, tags, probs, [[math.exp(v) for v in row] for row in rows])
         return out
 
     def predict_entities(self, texts: Sequence[str]) -> list[list[Entity]]:
         """Spans only, for evaluation: an unreadable text (empty, over-long) predicts nothing."""
         out: list[list[Entity]] = [[] for _ in texts]
         for item in self._run(texts):
-            if len(item) == 4:
-                index, tokens, tags, _ = item
+            if len(item) == 5:
+                index, tokens, tags, _, _ = item
                 out[index] = bio_to_spans(tokens, tags, strict=False)
         return out
 

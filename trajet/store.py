@@ -326,12 +326,25 @@ def _content_line(row: Any) -> str:
     return f"{row.norm_hash}\t{effective_split(row.split, bool(row.is_validation))}\t{row.text}\t{ents}"
 
 
+# trajet.feedback's review_items, named here without importing it (feedback's tables build on this module's Base)
+_REVIEW_ITEMS = sa.table("review_items", sa.column("phrase_id", sa.Integer), sa.column("status", sa.String),
+                         sa.column("held", sa.Boolean))
+
+
+def held_for_review() -> sa.Exists:
+    """Phrases with an open, held review item (trajet.audit): their annotation is in doubt until a person decides,
+    so no snapshot trains or scores on them; deciding the item (trajet.review) lets the next snapshot take them."""
+    r = _REVIEW_ITEMS.c
+    return sa.exists().where(r.phrase_id == PhraseRow.id, r.status == "open", r.held.is_(True))
+
+
 def create_snapshot(engine: Engine) -> SnapshotInfo:
-    """Freeze every stored phrase; the same content always yields the same snapshot (and hash)."""
+    """Freeze every stored phrase not held for review; the same content always yields the same snapshot (and
+    hash)."""
     cols = (PhraseRow.id, PhraseRow.norm_hash, PhraseRow.text, PhraseRow.entities, PhraseRow.split,
             PhraseRow.is_validation)
     with session(engine) as s:
-        rows = sorted(s.execute(select(*cols)).all(), key=lambda r: r.norm_hash)
+        rows = sorted(s.execute(select(*cols).where(~held_for_review())).all(), key=lambda r: r.norm_hash)
         digest = hashlib.sha256()
         counts = dict.fromkeys(SPLITS, 0)
         for row in rows:

@@ -211,6 +211,23 @@ def suggest(predictor: Predictor, path: Path, *, n: int, model: str,
     return Suggestions(rows=rows, read=read, problems=problems, near_duplicates=near)
 
 
+SUGGESTION_DATA = ("rank", "uncertainty", "least_sure_word", "pool_line")
+
+
+def suggestion_tasks(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The same suggestions as Label Studio pre-annotation tasks (`trajet suggest --format labelstudio`): the
+    model's spans as a prediction of the model that ranked them, the rank and the doubt in `data`. The
+    prediction's score is the probability of the least sure word's tag (1 - uncertainty), so Label Studio's sort
+    by prediction score puts the requests the model doubts most first, as the JSONL's order does. Annotate them
+    there, export the project as JSON and `trajet ingest` the export."""
+    from trajet.labelstudio import prediction_tasks
+
+    data = [{**{k: r[k] for k in CARRIED if k in r}, **{k: r["meta"][k] for k in SUGGESTION_DATA}} for r in rows]
+    return prediction_tasks([r["text"] for r in rows], [r["entities"] for r in rows],
+                            model_version=[str(r["meta"]["model"]) for r in rows],
+                            task_scores=[1.0 - float(r["meta"]["uncertainty"]) for r in rows], data=data)
+
+
 def write_rows(path: Path, rows: Iterable[dict[str, Any]]) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     count = 0

@@ -12,6 +12,7 @@ from trajet.backends import BACKEND_HELP
 from trajet.errors import TrajetError
 
 MAX_SHOWN = 20  # bad lines printed one by one; a pool of thousands of bad lines is summed up after these
+FORMATS = ("jsonl", "labelstudio")
 
 
 def suggest(
@@ -19,7 +20,10 @@ def suggest(
     input_file: Path = typer.Option(..., "--input", "-i",
                                     help="Unlabeled requests: JSONL with a `text` field, or a .txt file, one a line."),
     n: int = typer.Option(200, "-n", help="How many requests to suggest."),
-    output_file: Path = typer.Option(..., "--output", "-o", help="Where to write the pre-annotated JSONL."),
+    output_file: Path = typer.Option(..., "--output", "-o", help="Where to write the pre-annotated rows."),
+    fmt: str = typer.Option("jsonl", "--format",
+                            help="jsonl (rows to correct and ingest) or labelstudio (tasks to import into Label Studio, "
+                                 "the model's spans as predictions)."),
     max_similarity: float = typer.Option(
         0.7, "--max-similarity",
         help="Skip a request whose word set overlaps one already chosen this much or more (Jaccard)."),
@@ -27,7 +31,8 @@ def suggest(
     backend: str = typer.Option("torch", "--backend", help=BACKEND_HELP),
 ) -> None:
     """Rank unlabeled requests by the model's uncertainty (its least sure word), skip near-duplicates, and write
-    the top N with the model's spans as a starting point (`meta.suggested`): correct them, then `trajet ingest`."""
+    the top N with the model's spans as a starting point (`meta.suggested`): correct them, then `trajet ingest`
+    (with --format labelstudio: import the tasks into Label Studio, annotate, ingest its JSON export)."""
     from trajet.backends import check_backend
     from trajet.commands.predict import resolve_model
     from trajet.predict import load_predictor
@@ -36,6 +41,8 @@ def suggest(
 
     if n < 1:
         raise TrajetError(f"-n {n}: expected at least 1")
+    if fmt not in FORMATS:
+        raise TrajetError(f"--format {fmt}: expected one of {', '.join(FORMATS)}")
     if not 0.0 < max_similarity <= 1.0:
         raise TrajetError(f"--max-similarity {max_similarity}: expected a value in (0, 1]")
     if not input_file.is_file():
@@ -46,7 +53,14 @@ def suggest(
     label = model if Path(model).expanduser().is_dir() else model_dir.name
     predictor = load_predictor(model_dir, backend=backend, batch_size=batch_size)
     result = run_suggest(predictor, input_file, n=n, model=label, max_similarity=max_similarity)
-    written = write_rows(output_file, result.rows)
+    if fmt == "labelstudio":
+        from trajet.labelstudio import write_tasks
+        from trajet.suggest import suggestion_tasks
+
+        output_file.parent.mkdir(parents=True, exist_ok=True)
+        written = write_tasks(output_file, suggestion_tasks(result.rows))
+    else:
+        written = write_rows(output_file, result.rows)
     err = Console(stderr=True)
     for problem in result.problems[:MAX_SHOWN]:
         err.print(f"skipped: {escape(problem)}", highlight=False, soft_wrap=True)
