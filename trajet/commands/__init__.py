@@ -14,7 +14,7 @@ from importlib.metadata import EntryPoint, entry_points
 
 import typer
 
-MODULES = ("data", "db", "ingest", "train", "check", "model", "serve", "suggest")
+MODULES = ("data", "db", "ingest", "train", "check", "model", "serve", "suggest", "monitor")
 PLUGIN_GROUP = "trajet.commands"
 
 
