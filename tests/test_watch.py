@@ -15,18 +15,19 @@ import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
+from tests.train_fixtures import known_rows as known
+from tests.train_fixtures import swapped_roles as swapped
 from tests.train_fixtures import trained_tiny
 from trajet.cli import app
 from trajet.errors import TrajetError
 from trajet.evaluate import evaluate_predictions
 from trajet.feedback import BatchWatch
-from trajet.phrases import Entity, Phrase
+from trajet.phrases import Phrase
 from trajet.watch import WatchConfig, batch_phrases, latest, record, score_batch, trend, watch_batch
 
 pytest_plugins = ["dbfixtures"]
 
 REPO = Path(__file__).resolve().parent.parent
-SWAP = {"DEPART": "ARRIVEE", "ARRIVEE": "DEPART"}
 #: Judged on a batch of 40: the defaults ask for 30 rows, and these tests write 40-row batches.
 BATCH = 40
 #: The tiny model (one layer, trained in seconds) scores 0.85-0.94 on 40-row chunks of its own training rows and
@@ -44,21 +45,6 @@ def predictor(tiny):
     from trajet.predict import Predictor
 
     return Predictor.load(tiny["model"])
-
-
-def known(tiny: dict, chunk: int) -> list[Phrase]:
-    """Rows the tiny model was trained on (it knows them), `BATCH` distinct ones per chunk, chunks disjoint."""
-    rows = list({p.text: p for p in tiny["train"]}.values())
-    assert len(rows) >= BATCH * (chunk + 1)
-    return rows[BATCH * chunk : BATCH * (chunk + 1)]
-
-
-def swapped(phrases: list[Phrase], share: float = 1.0) -> list[Phrase]:
-    """Annotations with departure and arrival exchanged on the first `share` of the trip rows."""
-    trips = [i for i, p in enumerate(phrases) if any(e.label in SWAP for e in p.entities)]
-    chosen = set(trips[: round(len(trips) * share)])
-    return [Phrase(p.text, tuple(Entity(e.start, e.end, SWAP.get(e.label, e.label)) for e in p.entities))
-            if i in chosen else p for i, p in enumerate(phrases)]
 
 
 def ingest(engine, phrases: list[Phrase], path: Path) -> int:
@@ -84,7 +70,7 @@ def test_a_batch_the_champion_knows_scores_high_and_passes(tiny, predictor, stor
     from trajet import store
 
     engine = store.get_engine(store_url)
-    phrases = known(tiny, 0)
+    phrases = known(tiny, BATCH, 0)
     batch = ingest(engine, phrases, tmp_path / "clean.jsonl")
     row = watch_batch(engine, predictor, "v1", batch, TINY)
     expected = evaluate_predictions(phrases, predictor.predict_entities([p.text for p in phrases]))
@@ -105,7 +91,7 @@ def test_behaviour_failures_are_answers_that_really_changed(tiny, predictor):
     from trajet.behaviour.rows import row_checks
     from trajet.behaviour.suite import fold
 
-    phrases = known(tiny, 1)
+    phrases = known(tiny, BATCH, 1)
     report = row_checks(predictor.predict_entities, phrases, limit=BATCH)
     examples = [ex for c in report["checks"].values() for ex in c["examples"]]
     assert report["failures"] > 0 and examples, "the tiny model is expected to break on some rewritten rows"
@@ -121,7 +107,7 @@ def test_swapped_roles_fall_under_the_floor_and_alert(tiny, predictor, store_url
     from trajet import store
 
     engine = store.get_engine(store_url)
-    bad = swapped(known(tiny, 0))
+    bad = swapped(known(tiny, BATCH, 0))
     batch = ingest(engine, bad, tmp_path / "swapped.jsonl")
     row = watch_batch(engine, predictor, "v1", batch)
     clean = evaluate_predictions(batch_phrases(engine, batch), predictor.predict_entities([p.text for p in bad]))
@@ -138,10 +124,10 @@ def test_a_drop_under_the_running_average_alerts_above_the_floor(tiny, predictor
     engine = store.get_engine(store_url)
     # no floor; a drop wider than the spread between the tiny model's clean chunks, narrower than half the roles swapped
     config = WatchConfig(min_f1=0.0, max_drop=0.2, window=2)
-    firsts = [watch_batch(engine, predictor, "v1", ingest(engine, known(tiny, n), tmp_path / f"c{n}.jsonl"), config)
+    firsts = [watch_batch(engine, predictor, "v1", ingest(engine, known(tiny, BATCH, n), tmp_path / f"c{n}.jsonl"), config)
               for n in range(3)]
     assert not any(r.alert for r in firsts)
-    half = swapped(known(tiny, 3), share=0.5)
+    half = swapped(known(tiny, BATCH, 3), share=0.5)
     row = watch_batch(engine, predictor, "v1", ingest(engine, half, tmp_path / "half.jsonl"), config)
     average = (firsts[1].micro_f1 + firsts[2].micro_f1) / 2  # the window: the two batches before it
     assert row.running_average == pytest.approx(average) and row.history == 2
@@ -159,7 +145,7 @@ def test_a_drop_under_the_running_average_alerts_above_the_floor(tiny, predictor
 
 def test_scoring_a_pair_again_replaces_its_row(tiny, predictor, engine, tmp_path):
     """On SQLite and PostgreSQL: one row per (batch, champion version), whatever the number of scorings."""
-    phrases = known(tiny, 0)
+    phrases = known(tiny, BATCH, 0)
     batch = ingest(engine, phrases, tmp_path / "again.jsonl")
     first = watch_batch(engine, predictor, "v1", batch)
     score = score_batch(predictor, swapped(phrases))  # the champion's answers, judged against other annotations
@@ -202,8 +188,8 @@ def watched(tiny, predictor, store_url, tmp_path) -> dict:
     from trajet import store
 
     engine = store.get_engine(store_url)
-    ids = [ingest(engine, known(tiny, 0), tmp_path / "night1.jsonl"),
-           ingest(engine, swapped(known(tiny, 1)), tmp_path / "night2.jsonl")]
+    ids = [ingest(engine, known(tiny, BATCH, 0), tmp_path / "night1.jsonl"),
+           ingest(engine, swapped(known(tiny, BATCH, 1)), tmp_path / "night2.jsonl")]
     rows = [watch_batch(engine, predictor, "v1", i, TINY) for i in ids]
     return {"url": store_url, "ids": ids, "rows": rows, "engine": engine}
 
@@ -224,7 +210,7 @@ def test_monitor_check_exits_1_on_an_alert_and_0_once_a_good_batch_follows(watch
     result = runner.invoke(app, ["monitor", "--database", watched["url"], "--check"], env={"COLUMNS": "400"})
     bad = watched["rows"][1]
     assert result.exit_code == 1 and result.output == f"ALERT batch {bad.batch_id} (night2.jsonl), champion v1: {bad.alert_reason}\n"
-    later = ingest(watched["engine"], known(tiny, 2), tmp_path / "night3.jsonl")
+    later = ingest(watched["engine"], known(tiny, BATCH, 2), tmp_path / "night3.jsonl")
     good = watch_batch(watched["engine"], predictor, "v1", later, TINY)
     result = runner.invoke(app, ["monitor", "--database", watched["url"], "--check"], env={"COLUMNS": "400"})
     assert result.exit_code == 0 and result.output == f"batch {later} (night3.jsonl), champion v1: {good.alert_reason}\n"
