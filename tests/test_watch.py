@@ -249,3 +249,25 @@ def test_cli_start_up_imports_no_plotting_orchestration_or_model_library(tmp_pat
     res = subprocess.run([sys.executable, "-m", "trajet", "monitor", "--check"], cwd=REPO, capture_output=True,
                          text=True, env=env)
     assert res.returncode == 2 and res.stderr.strip().startswith("error: database schema is at nothing")
+
+
+def test_the_documented_automation_triggers_on_the_event_the_ingest_flow_emits():
+    """infra/README.md's deployment trigger is valid for Prefect and matches `trajet.champion.degraded` on a batch."""
+    import re
+
+    import yaml
+    from prefect.events.schemas.deployment_triggers import DeploymentEventTrigger
+    from prefect.events.schemas.events import Resource
+
+    from flows.champion_review import DEGRADED_EVENT
+
+    text = (REPO / "infra" / "README.md").read_text(encoding="utf-8")
+    section = text.split("## When the champion degrades", 1)[1].split("\n## ", 1)[0]
+    (block,) = re.findall(r"```yaml\n(.*?)```", section, flags=re.S)
+    (trigger,) = yaml.safe_load(block)["triggers"]
+    parsed = DeploymentEventTrigger.model_validate(trigger)
+    assert parsed.expect == {DEGRADED_EVENT} and parsed.posture == "Reactive" and parsed.threshold == 1
+    # the resource the flow's event names (flows/champion_review.tell_watch), and not a model's
+    batch = Resource({"prefect.resource.id": "trajet.batch.12", "prefect.resource.name": "inbox/batch_12.jsonl"})
+    model = Resource({"prefect.resource.id": "trajet.model.v3", "prefect.resource.name": "v3"})
+    assert parsed.match.matches(batch) and not parsed.match.matches(model)
