@@ -31,12 +31,24 @@ def scorable_batches(reports: list[dict[str, Any]]) -> list[int]:
             if r["status"] == "accepted" and r.get("batch_id") is not None and r.get("stored")]
 
 
+def load_champion() -> tuple[str, Any] | None:
+    """(version, loaded predictor) of the registry's champion, pulled (verified, cached) once; None without one.
+    The version is pinned: a promotion during the run must not change the model half-way through its batches."""
+    from trajet.predict import load_predictor
+    from trajet.registry import open_registry, resolve_model_ref
+
+    pointer = open_registry().champion()
+    if pointer is None:
+        return None
+    version = str(pointer["version"])
+    return version, load_predictor(resolve_model_ref(version))
+
+
 @task(name="champion-review", cache_policy=NO_CACHE, **io_task_options())
 def champion_review_task(reports: list[dict[str, Any]], database_url: str | None,
                          settings: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Pull and load the champion once, then score every accepted batch of the run with it."""
-    from trajet.predict import load_predictor
-    from trajet.registry import open_registry, resolve_model_ref
+    """Load the champion once, then hand it to the per-batch work: the watch (`review_batches`) now; another
+    review of the same batches (an annotation audit) takes the same loaded model here."""
     from trajet.watch import WatchConfig
 
     logger = get_run_logger()
@@ -45,12 +57,11 @@ def champion_review_task(reports: list[dict[str, Any]], database_url: str | None
     if not batch_ids:
         logger.info("champion watch: no accepted batch stored rows in this run, nothing to score")
         return {"status": "nothing", "rows": [], "config": config.to_dict()}
-    pointer = open_registry().champion()
-    if pointer is None:
+    champion = load_champion()
+    if champion is None:
         logger.info("champion watch: no champion in the registry yet, batch(es) %s not scored", batch_ids)
         return {"status": "no_champion", "rows": [], "batches": batch_ids, "config": config.to_dict()}
-    version = str(pointer["version"])  # pinned: a promotion during this run must not change the model mid-way
-    predictor = load_predictor(resolve_model_ref(version))
+    version, predictor = champion
     rows = review_batches(predictor, version, batch_ids, database_url, config)
     return {"status": "scored", "champion": version, "rows": rows, "batches": batch_ids, "config": config.to_dict()}
 

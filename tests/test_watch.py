@@ -23,7 +23,7 @@ from trajet.errors import TrajetError
 from trajet.evaluate import evaluate_predictions
 from trajet.feedback import BatchWatch
 from trajet.phrases import Phrase
-from trajet.watch import WatchConfig, batch_phrases, latest, record, score_batch, trend, watch_batch
+from trajet.watch import WatchConfig, batch_phrases, decide, latest, record, score_batch, trend, watch_batch
 
 pytest_plugins = ["dbfixtures"]
 
@@ -116,6 +116,15 @@ def test_swapped_roles_fall_under_the_floor_and_alert(tiny, predictor, store_url
     small = WatchConfig(min_rows=BATCH + 1)  # the same scores on a batch judged too small: shown, never alerting
     kept = record(engine, batch, "v1", score_batch(predictor, bad, small), small)
     assert not kept.alert and kept.alert_reason == f"not judged: {BATCH} rows, fewer than min_rows {BATCH + 1}"
+
+
+def test_a_batch_without_trips_is_scored_but_never_judged(tiny, predictor):
+    rows = [p for p in {p.text: p for p in tiny["train"]}.values() if not p.entities]
+    score = score_batch(predictor, rows)
+    clean = sum(not found for found in predictor.predict_entities([p.text for p in rows]))
+    assert score.micro_f1 is None and score.no_trip_rows == len(rows) >= WatchConfig().min_rows
+    assert score.no_trip_clean == pytest.approx(clean / len(rows))
+    assert decide(score, [0.9], WatchConfig()) == (False, "not judged: the batch annotates no entity, so F1 is undefined", 0.9)
 
 
 def test_a_drop_under_the_running_average_alerts_above_the_floor(tiny, predictor, store_url, tmp_path):

@@ -46,7 +46,8 @@ def monitor(
     config = WatchConfig.from_env()
     rows = trend(_engine(database), champion=champion, config=config)
     newest = latest(rows)
-    shown = [r for r in rows if r.batch_id in set(sorted({r.batch_id for r in rows})[-last:])] if last else rows
+    newest_batches = set(sorted({r.batch_id for r in rows})[-last:]) if last else None
+    shown = [r for r in rows if newest_batches is None or r.batch_id in newest_batches]
     console = Console()
     if as_json:
         typer.echo(json.dumps({"config": config.to_dict(), "rows": [r.to_dict() for r in shown],
