@@ -19,8 +19,16 @@ DATABASE_HELP = "SQLAlchemy URL of the store (default: TRAJET_DATABASE_URL, else
 
 def _engine(database: str | None) -> Any:
     """A store engine whose schema is the code's (a watch row needs migration 0003)."""
+    import sqlalchemy as sa
+
     from trajet import store
 
+    if database is not None:
+        try:
+            sa.engine.make_url(database)
+        except sa.exc.ArgumentError:  # the value is not echoed: it may hold a password
+            raise TrajetError("--database is not a database URL (expected e.g. "
+                              "postgresql+psycopg://user@host:5432/trajet or sqlite:////path/trajet.db)") from None
     engine = store.get_engine(database)
     store.ensure_schema(engine)
     return engine
