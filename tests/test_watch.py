@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parent.parent
 #: Judged on a batch of 40: the defaults ask for 30 rows, and these tests write 40-row batches.
 BATCH = 40
 #: The tiny model (one layer, trained in seconds) scores 0.85-0.94 on 40-row chunks of its own training rows and
-#: under 0.3 once their roles are swapped: a floor of 0.7 sits far from both, the production one (0.85) does not.
+#: under 0.3 once their roles are swapped: a floor of 0.7 sits far from both, the default (0.80) does not.
 TINY = WatchConfig(min_f1=0.7)
 
 
@@ -217,7 +217,7 @@ def test_monitor_shows_the_table_and_the_plot(watched):
     for row in (ok, bad):
         assert f"{row.micro_f1:.4f}" in result.output and row.source.split("/")[-1] in result.output
     assert "ALERT" in result.output and "champion strict micro F1 per batch" in result.output
-    assert "• v1" in result.output and "- min_f1 0.85" in result.output and "X alert" in result.output
+    assert "• v1" in result.output and f"- min_f1 {WatchConfig().min_f1:.2f}" in result.output and "X alert" in result.output
     assert result.output.rstrip().splitlines()[-1].startswith(f"ALERT batch {bad.batch_id} (night2.jsonl), champion v1")
 
 
@@ -232,7 +232,7 @@ def test_monitor_check_exits_1_on_an_alert_and_0_once_a_good_batch_follows(watch
     assert result.exit_code == 0 and result.output == f"batch {later} (night3.jsonl), champion v1: {good.alert_reason}\n"
     data = json.loads(runner.invoke(app, ["monitor", "--database", watched["url"], "--json", "--last", "2"]).output)
     assert [r["batch_id"] for r in data["rows"]] == watched["ids"][1:] + [later]
-    assert data["check"] == {"alert": False, "line": result.output.strip()} and data["config"]["min_f1"] == 0.85
+    assert data["check"] == {"alert": False, "line": result.output.strip()} and data["config"] == WatchConfig().to_dict()
 
 
 def test_monitor_writes_a_png(watched, tmp_path):
