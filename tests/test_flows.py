@@ -397,6 +397,20 @@ def _watch_rows(home) -> list:
     return trend(store.get_engine(f"sqlite:///{home / 'trajet.db'}"), config=WatchConfig(**WATCH_FLOOR))
 
 
+def _run_events(name: str, resource_id: str, state, timeout_s: float = 30.0) -> list:
+    """The events of one flow run: batch ids repeat across this module's stores, so a resource id alone can
+    name another scenario's batch, whose event may have reached the server first."""
+    import time
+
+    run = f"prefect.flow-run.{state.state_details.flow_run_id}"
+    deadline = time.monotonic() + timeout_s
+    while True:
+        found = [e for e in _events(name, resource_id, timeout_s=1) if run in {r.id for r in e.related}]
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(1)
+
+
 def test_without_a_champion_the_watch_skips_quietly(watch_scenario):
     state = watch_scenario["empty"]
     (report,) = state.result()
@@ -431,7 +445,7 @@ def test_a_batch_the_champion_scores_low_names_the_run_and_emits_an_event(watch_
     assert {"degraded", f"batch-{report['batch_id']}"} <= set(_flow_run(state).tags)
     (table,) = _data(_run_artifact("champion-watch", state))
     assert table["alert"] == "ALERT" and table["reason"] == row.alert_reason
-    (event,) = _events("trajet.champion.degraded", f"trajet.batch.{report['batch_id']}")
+    (event,) = _run_events("trajet.champion.degraded", f"trajet.batch.{report['batch_id']}", state)
     assert event.payload == {
         "batch_id": report["batch_id"], "source": report["source"], "champion_version": "v1", "rows": 40,
         "micro_f1": row.micro_f1, "exact_match": row.exact_match, "running_average": before.micro_f1, "history": 1,
