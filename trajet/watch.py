@@ -6,7 +6,7 @@ people send now. One row per (batch, champion version) in `batch_watch` (trajet.
 per-entity F1, sentence exact match, the no-trip rows left clean, and the surface-form invariance checks run on
 the batch's own rows (trajet.behaviour.rows). Scoring a pair again replaces its row. A row alerts when its F1
 falls under a floor, or drops too far under the running average of the same champion's earlier batches.
-Reading the rows back, and drawing them, is trajet/watch_report.py.
+`trend` reads the rows back; trajet/watch_report.py draws them.
 """
 
 from __future__ import annotations
