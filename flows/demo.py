@@ -117,6 +117,23 @@ def _night(console: Console, result: DemoResult, label: str, state: Any, started
     return out
 
 
+def _watch(console: Console, reports: list[dict[str, Any]]) -> str:
+    """The champion watch's rows of these batches, as the ingest flow stored them; the verdict in a few words."""
+    from trajet import store
+    from trajet.watch import WatchConfig, trend
+    from trajet.watch_report import watch_table
+
+    ids = {r["batch_id"] for r in reports}
+    rows = [r for r in trend(store.get_engine(), config=WatchConfig.from_env()) if r.batch_id in ids]
+    if not rows:
+        console.print("[yellow]champion watch: no row (no champion yet, or the batch stored nothing)[/]")
+        return ""
+    console.print(watch_table(rows, title="champion watch: the champion on the new batch's own annotations"))
+    console.print("the trend across batches and champions: [bold]trajet monitor[/] (--png FILE, --check)")
+    return ", ".join(f"champion {r.champion_version} F1 {r.micro_f1:.3f} {'ALERT' if r.alert else 'ok'}"
+                     if r.micro_f1 is not None else f"champion {r.champion_version}: {r.alert_reason}" for r in rows)
+
+
 def handwritten_batches() -> tuple[list[Path], Path]:
     """The hand-written batches under data/: all but the last feed night 1; the last arrives before night 2,
     so that night's gate compares candidate and champion on requests people wrote, not on generator output."""
@@ -188,10 +205,12 @@ def run_demo(
     t = step("4. nightly-retrain, night 1: snapshot, train the CPU default, evaluate, gate, promote")
     night1 = _night(console, result, "night 1", nightly_retrain(preset=preset, gate=gate, progress=True, return_state=True), t)
 
-    t = step(f"5. A new batch of hand-written requests arrives: {night2_batch.name}")
+    t = step(f"5. A new batch of hand-written requests arrives: {night2_batch.name}; the champion scores it (watch)")
     new_reports = ingest_flow(str(night2_batch))
     console.print(_batch_table("new batch", new_reports))
-    result.stages.append(Stage("ingest new batch", time.perf_counter() - t, ", ".join(r["status"] for r in new_reports)))
+    verdict = _watch(console, new_reports)
+    result.stages.append(Stage("ingest new batch", time.perf_counter() - t,
+                               ", ".join(r["status"] for r in new_reports) + (f"; {verdict}" if verdict else "")))
 
     has_champion = bool(night1 and night1["status"] == "promoted")
     t = step(

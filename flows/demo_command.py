@@ -147,8 +147,8 @@ def _ui_hint(port: int) -> str:
         return f"The runs went to your Prefect server: {os.environ['PREFECT_API_URL'].removesuffix('/api')}"
     return (
         f"trajet ui --port {port}      # then open http://127.0.0.1:{port}\n"
-        "Flow runs (tagged promoted, rejected, skipped, failed, held), logs and the keyed artifacts (retrain-summary,\n"
-        "retrain-comparison, retrain-gate, retrain-model, ingest-batch-<id>,\n"
+        "Flow runs (tagged promoted, rejected, skipped, failed, held, degraded), logs and the keyed artifacts\n"
+        "(retrain-summary, retrain-comparison, retrain-gate, retrain-model, ingest-batch-<id>, champion-watch,\n"
         "ingest-reasons, ...) of this demo are kept in the Prefect database under TRAJET_HOME/prefect."
     )
 

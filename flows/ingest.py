@@ -1,7 +1,9 @@
-"""The `ingest` flow: read a source -> validate -> store good rows -> quarantine bad ones.
+"""The `ingest` flow: read a source -> validate -> store good rows -> quarantine bad ones -> the champion
+scores each accepted batch (flows/champion_review.py).
 
-Every batch shows up in the UI as two keyed artifacts: a table of quarantine counts per reason and a
-markdown summary (batch id, accepted/held status), so night after night the history sits under one key.
+Every batch shows up in the UI as keyed artifacts: a table of quarantine counts per reason, a markdown
+summary (batch id, accepted/held status, the champion's verdict) and the champion-watch table, so night after
+night the history sits under one key.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from prefect.runtime import flow_run
 from prefect.states import Completed
 
 from flows._common import DatabaseUrl, io_task_options, resolve_database, secret_free, slug, utc_stamp
+from flows.champion_review import DEGRADED, champion_review_task, tell_watch, watch_markdown
 from flows.story import checks_markdown, code, describe_held_batches_task, export_command, held_batch_key
 
 REASONS_KEY = "ingest-reasons"
@@ -53,7 +56,7 @@ def reasons_table(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def summary_markdown(reports: list[dict[str, Any]]) -> str:
+def summary_markdown(reports: list[dict[str, Any]], watch: list[str] | None = None) -> str:
     lines = ["# Ingestion", ""]
     if not reports:
         lines.append("No file or object found in the source.")
@@ -74,6 +77,7 @@ def summary_markdown(reports: list[dict[str, Any]]) -> str:
         if checks:
             lines += ["", *checks_markdown(checks)]
         lines.append("")
+    lines += watch or []
     return "\n".join(lines)
 
 
@@ -84,24 +88,42 @@ def ingest_flow(
     max_bad_ratio: float | None = None,
     database_url: DatabaseUrl = None,
     database_secret: str | None = None,
+    watch: dict[str, int | float] | None = None,
 ):
     """Ingest a JSONL/CoNLL file, a folder of them or an `s3://bucket/prefix` inbox.
 
     A held batch ends the run as `Completed` named "Held": nothing is wrong with the pipeline, but a
-    person has to look at the batch before its rows can reach training. The database is the worker's
-    TRAJET_DATABASE_URL, a password-free `database_url`, or the Prefect Secret block `database_secret`.
+    person has to look at the batch before its rows can reach training. Once a champion exists it scores
+    every accepted batch on the batch's own annotations; a batch it scores too low ends the run `Completed`
+    named "Degraded" (over "Held": the served model is what users get now) with a `trajet.champion.degraded`
+    event. `watch` overrides the watch settings (trajet.watch.WatchConfig, e.g. {"min_f1": 0.9}). The
+    database is the worker's TRAJET_DATABASE_URL, a password-free `database_url`, or the Prefect Secret
+    block `database_secret`; the champion comes from the worker's TRAJET_REGISTRY_URI.
     """
     logger = get_run_logger()
-    reports = ingest_source_task(source, resolve_database(database_url, database_secret), max_bad_ratio)
+    database = resolve_database(database_url, database_secret)
+    reports = ingest_source_task(source, database, max_bad_ratio)
     for r in reports:
         logger.info(
             "batch %s %s: read %s, stored %s, quarantined %s",
             r["batch_id"], r["status"], r["rows_read"], r["stored"], r["quarantined"],
         )
-    create_table_artifact(reasons_table(reports), key=REASONS_KEY, description="Quarantined rows per reason")
-    create_markdown_artifact(summary_markdown(reports), key=SUMMARY_KEY, description="Batch status")
     describe_held_batches_task(reports, database_url, return_state=True)  # a failed description must not fail the ingest
+    review_state = champion_review_task(reports, database, watch, return_state=True)  # nor a failed watch
+    review, failure = None, None
+    if review_state.is_completed():
+        review = review_state.result()
+    else:
+        failure = str(review_state.message or review_state.name)
+        logger.warning("champion watch failed (the batches are stored): %s", failure)
+    create_table_artifact(reasons_table(reports), key=REASONS_KEY, description="Quarantined rows per reason")
+    create_markdown_artifact(summary_markdown(reports, watch_markdown(review, failure)), key=SUMMARY_KEY,
+                             description="Batch status")
+    alerts = tell_watch(review) if review else []
     statuses = sorted({r["status"] for r in reports})
     held = [r for r in reports if r["status"] in ("held", "rejected", "skipped")]
     message = f"{len(reports)} batch(es): " + ", ".join(statuses) if reports else "nothing to ingest"
-    return Completed(name="Held" if held else "Completed", message=message, data=reports)
+    if alerts:
+        message += "; champion degraded on batch(es) " + ", ".join(str(r["batch_id"]) for r in alerts)
+    name = DEGRADED if alerts else "Held" if held else "Completed"
+    return Completed(name=name, message=message, data=reports)

@@ -344,3 +344,120 @@ def test_every_decision_is_recorded_in_the_database(scenario):
     assert "training failed" in recorded[1].message and recorded[1].champion_version == scenario["champion1"]["version"]
     assert recorded[2].gate_passed is False and recorded[2].version is None
     assert recorded[3].version == scenario["champion4"]["version"]
+
+
+# ----------------------------------------------------------------------------------------- champion watch
+
+#: The tiny model scores 0.85-0.94 on 40-row chunks of its own training rows and under 0.3 with their roles
+#: swapped (tests/test_watch.py): a floor of 0.7, given as the flow's `watch` parameter, sits far from both.
+WATCH_FLOOR = {"min_f1": 0.7}
+
+
+@pytest.fixture(scope="module")
+def watch_scenario(prefect_api, tmp_path_factory) -> dict:
+    """A champion in a test registry (the tiny model), then two ingest runs: rows it knows, then the same kind
+    of rows with departure and arrival swapped by their annotator."""
+    from flows.ingest import ingest_flow
+    from tests.train_fixtures import known_rows, swapped_roles, trained_tiny
+    from trajet import registry, store
+
+    tiny = trained_tiny(tmp_path_factory.mktemp("tiny"))
+    home = tmp_path_factory.mktemp("watch_home")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("TRAJET_HOME", str(home))
+    mp.delenv("TRAJET_DATABASE_URL", raising=False)
+    mp.setenv("TRAJET_REGISTRY_URI", str(home / "registry"))
+    try:
+        store.upgrade()
+        before = [p.to_dict() for p in known_rows(tiny, 40, 2)]
+        out: dict = {"home": home, "empty": ingest_flow(write_jsonl(home / "before.jsonl", before), watch=WATCH_FLOOR,
+                                                         return_state=True)}
+        reg = registry.open_registry()
+        reg.push("v1", tiny["model"], {"metrics": {}})
+        reg.promote("v1")
+        clean = [p.to_dict() for p in known_rows(tiny, 40, 0)]
+        swapped = [p.to_dict() for p in swapped_roles(known_rows(tiny, 40, 1))]
+        out["clean"] = ingest_flow(write_jsonl(home / "clean.jsonl", clean), watch=WATCH_FLOOR, return_state=True)
+        out["swapped"] = ingest_flow(write_jsonl(home / "swapped.jsonl", swapped), watch=WATCH_FLOOR, return_state=True)
+        from registry_helpers import write_model
+
+        reg.push("v2", write_model(home / "unloadable", seed=1), {"metrics": {}})  # verified files, no usable model
+        reg.promote("v2")
+        later = [p.to_dict() for p in known_rows(tiny, 40, 3)]
+        out["unloadable"] = ingest_flow(write_jsonl(home / "later.jsonl", later), watch=WATCH_FLOOR, return_state=True)
+        return out
+    finally:
+        mp.undo()
+
+
+def _watch_rows(home) -> list:
+    from trajet import store
+    from trajet.watch import WatchConfig, trend
+
+    return trend(store.get_engine(f"sqlite:///{home / 'trajet.db'}"), config=WatchConfig(**WATCH_FLOOR))
+
+
+def _run_events(name: str, resource_id: str, state, timeout_s: float = 30.0) -> list:
+    """The events of one flow run: batch ids repeat across this module's stores, so a resource id alone can
+    name another scenario's batch, whose event may have reached the server first."""
+    import time
+
+    run = f"prefect.flow-run.{state.state_details.flow_run_id}"
+    deadline = time.monotonic() + timeout_s
+    while True:
+        found = [e for e in _events(name, resource_id, timeout_s=1) if run in {r.id for r in e.related}]
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(1)
+
+
+def test_without_a_champion_the_watch_skips_quietly(watch_scenario):
+    state = watch_scenario["empty"]
+    (report,) = state.result()
+    assert state.name == "Completed" and report["status"] == "accepted"
+    assert report["batch_id"] not in {r.batch_id for r in _watch_rows(watch_scenario["home"])}
+    summary = _run_artifact("ingest-summary", state).data
+    assert "No champion in the registry yet: the batches were not scored." in summary
+
+
+def test_the_champion_scores_each_accepted_batch_and_says_so(watch_scenario):
+    state = watch_scenario["clean"]
+    (report,) = state.result()
+    assert state.name == "Completed", state.message
+    (row,) = [r for r in _watch_rows(watch_scenario["home"]) if r.batch_id == report["batch_id"]]
+    assert row.champion_version == "v1" and row.rows == 40 and not row.alert and row.micro_f1 >= 0.7
+    (table,) = _data(_run_artifact("champion-watch", state))
+    assert table["batch"] == report["batch_id"] and table["micro_f1"] == f"{row.micro_f1:.4f}"
+    assert table["alert"] == "no" and table["behaviour_failures"] == row.behaviour["failures"]
+    summary = _run_artifact("ingest-summary", state).data
+    assert f"- batch {report['batch_id']}, champion `v1`: ok, micro F1 {row.micro_f1:.4f}" in summary
+    assert "degraded" not in _flow_run(state).tags
+
+
+def test_a_batch_the_champion_scores_low_names_the_run_and_emits_an_event(watch_scenario):
+    state = watch_scenario["swapped"]
+    (report,) = state.result()
+    assert state.is_completed() and state.name == "Degraded"
+    assert f"champion degraded on batch(es) {report['batch_id']}" in state.message
+    rows = {r.batch_id: r for r in _watch_rows(watch_scenario["home"])}
+    row, before = rows[report["batch_id"]], rows[watch_scenario["clean"].result()[0]["batch_id"]]
+    assert row.alert and row.micro_f1 < 0.7 and row.running_average == pytest.approx(before.micro_f1)
+    assert {"degraded", f"batch-{report['batch_id']}"} <= set(_flow_run(state).tags)
+    (table,) = _data(_run_artifact("champion-watch", state))
+    assert table["alert"] == "ALERT" and table["reason"] == row.alert_reason
+    (event,) = _run_events("trajet.champion.degraded", f"trajet.batch.{report['batch_id']}", state)
+    assert event.payload == {
+        "batch_id": report["batch_id"], "source": report["source"], "champion_version": "v1", "rows": 40,
+        "micro_f1": row.micro_f1, "exact_match": row.exact_match, "running_average": before.micro_f1, "history": 1,
+        "min_f1": 0.7, "max_drop": 0.05, "window": 5, "reason": row.alert_reason,
+    }
+    assert event.resource.get("prefect.resource.name") == report["source"]
+
+
+def test_a_failing_watch_never_fails_the_ingest(watch_scenario):
+    state = watch_scenario["unloadable"]
+    (report,) = state.result()
+    assert state.is_completed() and state.name == "Completed" and report["status"] == "accepted"
+    assert report["stored"] == 40 and report["batch_id"] not in {r.batch_id for r in _watch_rows(watch_scenario["home"])}
+    summary = _run_artifact("ingest-summary", state).data
+    assert "## Champion watch" in summary and "Not scored:" in summary and "The batches are stored all the same." in summary

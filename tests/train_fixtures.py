@@ -7,7 +7,7 @@ import random
 from pathlib import Path
 from typing import Any
 
-from trajet.phrases import Phrase, parse_markup
+from trajet.phrases import Entity, Phrase, parse_markup
 
 CITIES = [
     "Paris", "Lyon", "Marseille", "Lille", "Nantes", "Rennes", "Dijon", "Metz", "Brest", "Tours",
@@ -75,3 +75,23 @@ def trained_sure(root: Path) -> dict[str, Any]:
     result = train_model(train, val, cfg, root / "model", snapshot_hash="sure", progress=False)
     _SURE.update(base=base, model=result.output_dir, train=train, val=val)
     return _SURE
+
+
+def known_rows(tiny: dict[str, Any], size: int, chunk: int) -> list[Phrase]:
+    """Distinct rows the tiny model was trained on (it knows them), `size` per chunk, chunks disjoint."""
+    rows = list({p.text: p for p in tiny["train"]}.values())
+    if len(rows) < size * (chunk + 1):
+        raise ValueError(f"only {len(rows)} distinct training rows: no chunk {chunk} of {size}")
+    return rows[size * chunk : size * (chunk + 1)]
+
+
+SWAP = {"DEPART": "ARRIVEE", "ARRIVEE": "DEPART"}
+
+
+def swapped_roles(phrases: list[Phrase], share: float = 1.0) -> list[Phrase]:
+    """Annotations with departure and arrival exchanged on the first `share` of the trip rows: a batch whose
+    annotator confused the two, which a model that reads the roles right must score low on."""
+    trips = [i for i, p in enumerate(phrases) if any(e.label in SWAP for e in p.entities)]
+    chosen = set(trips[: round(len(trips) * share)])
+    return [Phrase(p.text, tuple(Entity(e.start, e.end, SWAP.get(e.label, e.label)) for e in p.entities))
+            if i in chosen else p for i, p in enumerate(phrases)]

@@ -14,7 +14,7 @@ from importlib.metadata import EntryPoint, entry_points
 
 import typer
 
-MODULES = ("data", "db", "ingest", "train", "check", "model", "serve", "suggest", "review")
+MODULES = ("data", "db", "ingest", "train", "check", "model", "serve", "suggest", "review", "monitor")
 PLUGIN_GROUP = "trajet.commands"
 
 
