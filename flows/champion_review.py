@@ -1,8 +1,9 @@
 """The champion meets the batches an ingest run accepted: scored on their own annotations (trajet.watch), shown
-as the `champion-watch` artifact, and a `trajet.champion.degraded` event per alerting batch for automations.
+as the `champion-watch` artifact, and a `trajet.champion.degraded` event per alerting batch for automations; then
+its confident disagreements with the annotations are queued for review (trajet.audit), before any snapshot.
 
 The model is loaded once per run by `champion_review_task`, then handed to the per-batch work
-(`review_batches`), so another review of the same batches (an annotation audit) can reuse the loaded model.
+(`review_batches`): the watch and the audit read the same loaded model.
 Nothing here may fail an ingest: the rows are stored whatever the champion thinks of them.
 """
 
@@ -47,8 +48,7 @@ def load_champion() -> tuple[str, Any] | None:
 @task(name="champion-review", cache_policy=NO_CACHE, **io_task_options())
 def champion_review_task(reports: list[dict[str, Any]], database_url: str | None,
                          settings: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Load the champion once, then hand it to the per-batch work: the watch (`review_batches`) now; another
-    review of the same batches (an annotation audit) takes the same loaded model here."""
+    """Load the champion once, then hand it to the per-batch work (`review_batches`): watch, then audit."""
     from trajet.watch import WatchConfig
 
     logger = get_run_logger()
@@ -62,29 +62,41 @@ def champion_review_task(reports: list[dict[str, Any]], database_url: str | None
         logger.info("champion watch: no champion in the registry yet, batch(es) %s not scored", batch_ids)
         return {"status": "no_champion", "rows": [], "batches": batch_ids, "config": config.to_dict()}
     version, predictor = champion
-    rows = review_batches(predictor, version, batch_ids, database_url, config)
-    return {"status": "scored", "champion": version, "rows": rows, "batches": batch_ids, "config": config.to_dict()}
+    rows, audits = review_batches(predictor, version, batch_ids, database_url, config)
+    return {"status": "scored", "champion": version, "rows": rows, "audits": audits, "batches": batch_ids,
+            "config": config.to_dict()}
 
 
 def review_batches(predictor: Any, version: str, batch_ids: list[int], database_url: str | None,
-                   config: Any) -> list[dict[str, Any]]:
-    """The per-batch work with an already loaded model; a batch that fails is logged and the others go on."""
+                   config: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(watch rows, audit reports) with an already loaded model; a batch that fails either step is logged and
+    the rest goes on. The audit config (policy, thresholds) is the worker's: `TRAJET_AUDIT_*`."""
     from trajet import store
+    from trajet.audit import AuditConfig, audit_batch
     from trajet.watch import watch_batch
 
     logger = get_run_logger()
     engine = store.get_engine(database_url)
-    rows = []
+    audit_config = AuditConfig.from_env()
+    rows, audits = [], []
     for batch_id in batch_ids:
         try:
             row = watch_batch(engine, predictor, version, batch_id, config)
         except Exception as exc:  # noqa: BLE001 - one batch's scoring must not stop the others, nor the ingest
             logger.warning("champion watch: batch %s not scored: %s: %s", batch_id, type(exc).__name__, exc)
+        else:
+            log = logger.warning if row.alert else logger.info
+            log("champion watch: %s on batch %s (%s rows): %s", version, batch_id, row.rows, row.alert_reason)
+            rows.append(row.to_dict())
+        try:
+            audit = audit_batch(engine, batch_id, predictor, champion_version=version, config=audit_config)
+        except Exception as exc:  # noqa: BLE001 - same: an audit that fails leaves the batch as ingested
+            logger.warning("annotation audit: batch %s not audited: %s: %s", batch_id, type(exc).__name__, exc)
             continue
-        log = logger.warning if row.alert else logger.info
-        log("champion watch: %s on batch %s (%s rows): %s", version, batch_id, row.rows, row.alert_reason)
-        rows.append(row.to_dict())
-    return rows
+        logger.info("annotation audit: batch %s: %s of %s rows queued for review, %s held out of snapshots",
+                    batch_id, audit.items, audit.audited, audit.held)
+        audits.append(audit.to_dict())
+    return rows, audits
 
 
 def watch_rows_table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -122,7 +134,20 @@ def watch_markdown(review: dict[str, Any] | None, failure: str | None = None) ->
     if missing:
         lines.append(f"- not scored (see the run's logs): batch(es) {', '.join(map(str, missing))}")
     lines += ["", f"Trend across batches and champions: artifact `{WATCH_KEY}` and `trajet monitor`."]
-    return lines
+    return [*lines, "", *audit_markdown(review.get("audits") or [])]
+
+
+def audit_markdown(audits: list[dict[str, Any]]) -> list[str]:
+    """The ingest summary's annotation-audit section: how many rows wait for a person, and why."""
+    lines = ["## Annotation audit", ""]
+    if not audits:
+        return [*lines, "No batch was audited (see the run's logs)."]
+    for a in audits:
+        reasons = ", ".join(f"{k} {v}" for k, v in sorted(a["reasons"].items(), key=lambda kv: -kv[1])) or "none"
+        lines.append(f"- batch {a['batch_id']}: {a['items']} of {a['audited']} rows queued for review "
+                     f"({reasons}); {a['held']} held out of snapshots (policy {code(a['config']['policy'])})")
+    return [*lines, "", "Read and fix them: `trajet review list`, `trajet review export -o review.jsonl`, "
+                        "`trajet review accept FILE`."]
 
 
 def degraded_payload(row: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:

@@ -134,6 +134,28 @@ def _watch(console: Console, reports: list[dict[str, Any]]) -> str:
                      if r.micro_f1 is not None else f"champion {r.champion_version}: {r.alert_reason}" for r in rows)
 
 
+def _audit(console: Console, reports: list[dict[str, Any]]) -> str:
+    """The review items the champion's audit queued on these batches: how many, how many held, a few shown."""
+    from trajet import store
+    from trajet.review import entries, spans_text
+
+    found = [e for r in reports if r.get("batch_id") is not None
+             for e in entries(store.get_engine(), status="open", batch=int(r["batch_id"]))]
+    held = sum(e.item.held for e in found)
+    console.print(f"annotation audit: [bold]{len(found)}[/] row(s) queued for review, {held} held out of snapshots")
+    table = Table(title="annotation audit: the strongest disagreements (trajet review list)")
+    for col in ("item", "reason", "confidence", "annotated", "champion"):
+        table.add_column(col)
+    for e in found[:5]:
+        def side(spans: list[dict[str, Any]], text: str = e.phrase.text) -> str:
+            return ", ".join(f"{s['label']} {s['text']}" for s in spans_text(text, spans)) or "-"
+        table.add_row(str(e.item.id), e.item.reason, f"{e.item.confidence:.3f}", escape(side(e.item.annotation)),
+                      escape(side(e.item.model_entities)))
+    if found:
+        console.print(table)
+    return f"audit {len(found)} queued, {held} held"
+
+
 def handwritten_batches() -> tuple[list[Path], Path]:
     """The hand-written batches under data/: all but the last feed night 1; the last arrives before night 2,
     so that night's gate compares candidate and champion on requests people wrote, not on generator output."""
@@ -205,10 +227,10 @@ def run_demo(
     t = step("4. nightly-retrain, night 1: snapshot, train the CPU default, evaluate, gate, promote")
     night1 = _night(console, result, "night 1", nightly_retrain(preset=preset, gate=gate, progress=True, return_state=True), t)
 
-    t = step(f"5. A new batch of hand-written requests arrives: {night2_batch.name}; the champion scores it (watch)")
+    t = step(f"5. A new batch of hand-written requests arrives: {night2_batch.name}; the champion scores it (watch) and audits its annotations")
     new_reports = ingest_flow(str(night2_batch))
     console.print(_batch_table("new batch", new_reports))
-    verdict = _watch(console, new_reports)
+    verdict = "; ".join(v for v in (_watch(console, new_reports), _audit(console, new_reports)) if v)
     result.stages.append(Stage("ingest new batch", time.perf_counter() - t,
                                ", ".join(r["status"] for r in new_reports) + (f"; {verdict}" if verdict else "")))
 

@@ -367,6 +367,10 @@ def watch_scenario(prefect_api, tmp_path_factory) -> dict:
     mp.setenv("TRAJET_HOME", str(home))
     mp.delenv("TRAJET_DATABASE_URL", raising=False)
     mp.setenv("TRAJET_REGISTRY_URI", str(home / "registry"))
+    # The tiny model is less sure than a champion: its audit confidences are 0.26-0.52 on rows it knows and up
+    # to 0.96 on swapped ones, so the audit is judged at thresholds that fit it, not at the production defaults.
+    mp.setenv("TRAJET_AUDIT_MIN_CONFIDENCE", "0.6")
+    mp.setenv("TRAJET_AUDIT_HOLD_CONFIDENCE", "0.9")
     try:
         store.upgrade()
         before = [p.to_dict() for p in known_rows(tiny, 40, 2)]
@@ -452,6 +456,29 @@ def test_a_batch_the_champion_scores_low_names_the_run_and_emits_an_event(watch_
         "min_f1": 0.7, "max_drop": 0.05, "window": 5, "reason": row.alert_reason,
     }
     assert event.resource.get("prefect.resource.name") == report["source"]
+
+
+def test_the_same_review_audits_the_annotations_and_queues_the_swapped_rows(watch_scenario):
+    from trajet import store
+    from trajet.review import entries
+
+    engine = store.get_engine(f"sqlite:///{watch_scenario['home'] / 'trajet.db'}")
+    counts = {}
+    for name in ("clean", "swapped"):
+        state = watch_scenario[name]
+        (report,) = state.result()
+        found = entries(engine, status="open", batch=report["batch_id"])
+        counts[name] = (len(found), sum(e.item.held for e in found))
+        summary = _run_artifact("ingest-summary", state).data
+        assert "## Annotation audit" in summary
+        assert (f"- batch {report['batch_id']}: {len(found)} of 40 rows queued for review" in summary), summary
+        assert all(e.item.champion_version == "v1" for e in found)
+    assert counts["clean"] == (0, 0)
+    queued, held = counts["swapped"]
+    assert queued >= 10 and held >= 1, counts
+    swapped_items = entries(engine, status="open", batch=watch_scenario["swapped"].result()[0]["batch_id"])
+    reasons = [e.item.reason for e in swapped_items]
+    assert max(set(reasons), key=reasons.count) == "role_swap", reasons
 
 
 def test_a_failing_watch_never_fails_the_ingest(watch_scenario):
