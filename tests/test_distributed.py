@@ -2,7 +2,7 @@
 
 What is checked is what the ranks did: the row indices each rank's loader fetched (written by the test-only
 TRAJET_TEST_RANK_LOG hook), the metrics each rank computed, the files left on disk, the exit code and the one
-line a failed run prints.
+line a failed run prints; and, through the nightly flow, that a dead rank leaves the champion where it was.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from trajet.distributed import Launch
 from trajet.errors import TrajetError
 from trajet.phrases import write_jsonl
 
+pytest_plugins = ["_prefect_harness"]
 REPO = Path(__file__).resolve().parent.parent
 N_TRAIN, N_VAL, BATCH, STEPS = 96, 24, 16, 6  # 96 = 3 steps of 16 x 2 ranks: an epoch needs no padding
 TINY = ["--preset", "tiny", "--set", f"max_steps={STEPS}", "--set", "eval_steps=3", "--set", "save_steps=3",
@@ -175,3 +176,38 @@ def test_a_rank_that_dies_fails_the_run_in_one_line_and_leaves_the_model_in_plac
     assert f"(log: {launcher_log})" in lines[-1]
     assert "failed on purpose" in launcher_log.read_text()  # the rank's traceback, for whoever debugs it
 
+
+@pytest.mark.slow
+def test_a_dead_rank_fails_the_night_and_the_champion_stays(prefect_api, tmp_path, monkeypatch):
+    """Through nightly-retrain (nproc=2, training in the flow's own worker): the failure is the flow's, with the
+    one line; the gate never runs, the champion pointer does not move, the failed night is recorded."""
+    import torch
+    from flow_data import TINY_TRAINING, phrase_rows
+    from flow_data import write_jsonl as write_rows
+    from safetensors.torch import save_file
+
+    from flows.retrain import nightly_retrain
+    from trajet import registry, runs, store
+    from trajet.ingest import ingest_source
+
+    url = f"sqlite:///{tmp_path / 'night.db'}"
+    store.upgrade(url)
+    monkeypatch.setenv("TRAJET_DATABASE_URL", url)
+    monkeypatch.delenv("TRAJET_TRAIN_DEPLOYMENT", raising=False)
+    rows = phrase_rows(80, seed=1, split="train") + phrase_rows(20, seed=2, split="test")
+    ingest_source(write_rows(tmp_path / "batch.jsonl", rows))
+    champion_dir = tmp_path / "champion"
+    champion_dir.mkdir()
+    (champion_dir / "config.json").write_text("{}")
+    save_file({"w": torch.zeros(2)}, str(champion_dir / "model.safetensors"))
+    reg = registry.open_registry()
+    reg.push("v1", champion_dir, {})
+    before = reg.promote("v1")
+
+    monkeypatch.setenv("TRAJET_TEST_FAIL_RANK", "1:1")
+    state = nightly_retrain(force=True, preset="tiny", config=TINY_TRAINING, nproc=2, return_state=True)
+    assert state.is_failed()
+    assert "distributed training failed: rank 1 exited with code 1" in state.message
+    assert reg.champion() == before and [v["version"] for v in reg.list_versions()] == ["v1"]
+    [night] = runs.training_runs(store.get_engine(url))
+    assert night.status == "failed" and "rank 1 exited with code 1" in night.message
