@@ -178,6 +178,33 @@ def test_a_rank_that_dies_fails_the_run_in_one_line_and_leaves_the_model_in_plac
 
 
 @pytest.mark.slow
+def test_two_hosts_meet_at_the_endpoint_and_node_0_alone_writes_the_model(tmp_path):
+    """Two hosts played by two commands on this machine (one rank each, a static rendezvous on a local port):
+    node 0 writes the model, node 1 reports the same scores and leaves nothing behind (it kept its own checkpoints
+    to reload the best one, then removed them)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    train, val = _data(tmp_path / "data")
+    environ = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+               "COLUMNS": "300"}
+    hosts = [subprocess.Popen(
+        [sys.executable, "-m", "trajet", "train", "--train", str(train), "--validation", str(val), "--quiet", *TINY,
+         "-o", str(tmp_path / f"host{rank}" / "model"), "--nproc", "1", "--nnodes", "2", "--node-rank", str(rank),
+         "--rdzv-endpoint", f"127.0.0.1:{port}"],
+        cwd=REPO, env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for rank in (0, 1)]
+    (_, err0), (_, err1) = (host.communicate(timeout=300) for host in hosts)
+    assert [host.returncode for host in hosts] == [0, 0], err0[-2000:] + err1[-2000:]
+    info = json.loads((tmp_path / "host0" / "model" / "trajet_training.json").read_text())
+    assert info["processes"] == 2 and info["steps"] == STEPS
+    assert f"best macro F1 {info['metrics']['f1_macro']:.4f}" in err1 and "node 0 wrote the model" in err1
+    assert list((tmp_path / "host1").iterdir()) == []
+    assert _leftovers(tmp_path / "host0", keep="model") == []
+
+
+@pytest.mark.slow
 def test_a_dead_rank_fails_the_night_and_the_champion_stays(prefect_api, tmp_path, monkeypatch):
     """Through nightly-retrain (nproc=2, training in the flow's own worker): the failure is the flow's, with the
     one line; the gate never runs, the champion pointer does not move, the failed night is recorded."""

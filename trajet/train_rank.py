@@ -95,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run_rank(job_dir)
     except Exception as exc:
-        error = " ".join(f"{type(exc).__name__}: {exc}".split())[:500]
+        said = str(exc) if isinstance(exc, TrajetError) else f"{type(exc).__name__}: {exc}"
+        error = " ".join(said.split())[:500]
         record = {"rank": int(rank), "error": error, "time": time.time()}
         (job_dir / f"rank{rank}.error.json").write_text(json.dumps(record) + "\n", encoding="utf-8")
         if isinstance(exc, TrajetError):
