@@ -119,11 +119,23 @@ def test_grouped_epochs_give_each_rank_its_own_batches_of_the_same_plan(tmp_path
 
 
 @pytest.mark.slow
-def test_two_ranks_train_on_disjoint_shards_and_rank_0_alone_writes_the_model(tmp_path):
+def test_two_ranks_train_on_disjoint_shards_and_rank_0_alone_writes_the_model(tmp_path, monkeypatch):
+    """Called as the flows call it (`run_training`), so that the validation lines the parent passes on from
+    rank 0 are seen; the command line is run by the tests below."""
+    from trajet.distributed import run_training
+    from trajet.phrases import read_phrases
+    from trajet.train_config import config_for
+
     out, log = tmp_path / "runs" / "model", tmp_path / "ranks"
-    res = _train(tmp_path, out, "--nproc", "2", TRAJET_TEST_RANK_LOG=str(log))
-    assert res.returncode == 0, res.stderr[-3000:]
-    assert "in 2 processes (gloo)" in res.stderr and res.stderr.count("saved ") == 1
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    monkeypatch.setenv("TRAJET_TEST_RANK_LOG", str(log))
+    train, val = (read_phrases(path) for path in _data(tmp_path / "data"))
+    config = config_for("tiny", {"max_steps": STEPS, "eval_steps": 3, "save_steps": 3, "batch_size": BATCH})
+    lines: list[str] = []
+    result = run_training(train, val, config, out, Launch(nproc=2), snapshot_hash="h1", progress=False,
+                          log_line=lines.append)
+    assert result.output_dir == out and result.steps == STEPS
+    assert [line.split(":")[0] for line in lines] == ["step 3/6", "step 6/6"]  # rank 0's, once each
 
     # each optimizer step, each rank fetched one batch of 16 rows; per epoch (3 steps) the shards are disjoint
     # and together are the whole training list
@@ -150,6 +162,7 @@ def test_two_ranks_train_on_disjoint_shards_and_rank_0_alone_writes_the_model(tm
     assert scores(results[0]["best_metrics"]) == scores(results[1]["best_metrics"]) == scores(info["metrics"])
     assert {"f1_macro", "f1_micro", "loss", "exact_match"} <= set(scores(info["metrics"]))
     assert [r["wrote_model"] for r in results] == [True, False]
+    assert result.best_metrics == results[0]["best_metrics"] and info["snapshot_hash"] == "h1"
 
     from trajet.predict import load_predictor
 
