@@ -5,9 +5,8 @@ The other stages of a run live beside it: what to train with (trajet.train_confi
 validation is scored (trajet.metrics) and what the Trainer reports (trajet.train_callbacks). Heavy libraries
 (torch, transformers) are imported inside functions: importing this module stays cheap.
 
-The same function runs in every rank of a distributed run (trajet.distributed launches them under torchrun):
-the Trainer shards the batches, validation is gathered so every rank scores it identically, and only rank 0
-writes the model directory and the progress lines.
+Every rank of a distributed run (trajet.distributed) runs the same function: the Trainer shards the batches,
+validation is gathered so every rank scores it alike, and rank 0 alone writes the model and the progress lines.
 """
 
 from __future__ import annotations
@@ -58,7 +57,6 @@ def enable_type_features(model: Any, n_types: int) -> None:
         new.weight[old.num_embeddings :] = old.weight[0]
     embeddings.token_type_embeddings = new
     model.config.type_vocab_size = n_types
-
 
 
 def check_inputs(train: list[Phrase], validation: list[Phrase], config: TrainingConfig) -> None:
@@ -138,21 +136,15 @@ def _validation_dataset(
     return [enc for enc, _ in val_pairs], [closed for _, closed in val_pairs]
 
 
-def _env_int(name: str, default: int = 1) -> int:
-    return int(os.environ.get(name) or default)
-
-
 def training_arguments(config: TrainingConfig, checkpoints: Path, ddp_backend: str | None = None) -> Any:
     """The Trainer's arguments: the config fields it takes as they are (`TrainingConfig.trainer_arguments`),
-    those derived from the config, and Trajet's fixed choices (checkpoints by steps, best one reloaded).
-
-    Under torchrun (WORLD_SIZE and LOCAL_WORLD_SIZE set) the Trainer runs DDP on `ddp_backend`; across several
-    hosts each host keeps its own checkpoints, so that every rank can reload the best one at the end."""
+    those derived from the config, and Trajet's fixed choices (checkpoints by steps, best one reloaded). Under
+    torchrun: DDP on `ddp_backend`, and each host keeps its own checkpoints for its ranks to reload the best."""
     from transformers import TrainingArguments
 
     precision = config.resolved_precision()
     workers = config.dataloader_workers > 0
-    several_hosts = _env_int("WORLD_SIZE") > _env_int("LOCAL_WORLD_SIZE")
+    several_hosts = int(os.environ.get("WORLD_SIZE") or 1) > int(os.environ.get("LOCAL_WORLD_SIZE") or 1)
     return TrainingArguments(
         **config.trainer_arguments(),
         output_dir=str(checkpoints),
@@ -175,14 +167,11 @@ def training_arguments(config: TrainingConfig, checkpoints: Path, ddp_backend: s
         # training loop never waits for one.
         dataloader_prefetch_factor=16 if workers else None,
         ddp_backend=ddp_backend,
-        # Every parameter of a Trajet token classifier takes part in every forward pass: DDP need not walk the
-        # graph after each step looking for unused ones (the Trainer's default; it then warns it found none).
+        # Every parameter of a Trajet token classifier is used in every step: no graph walk for unused ones.
         ddp_find_unused_parameters=False,
         save_on_each_node=several_hosts,
-        # Ranks must shuffle alike to take disjoint shards. The length-grouping sampler shuffles with torch's global
-        # RNG, which dropout advances differently on each rank from the first step on (their batches differ):
-        # without a seedable sampler, accelerate gives it a generator and copies rank 0's state to every rank at
-        # each epoch. One process: no change (accelerate only does this when it shards).
+        # Ranks must shuffle alike (disjoint shards): the length-grouping sampler's global RNG drifts apart with
+        # dropout, so accelerate gives it a generator synced from rank 0 each epoch (only when it shards).
         accelerator_config={"use_seedable_sampler": False},
     )
 
@@ -200,9 +189,8 @@ def train_model(
     ddp_backend: str | None = None,
 ) -> TrainResult:
     """Fine-tune `config.base_model` and write a self-contained, safetensors-only model directory.
-    `log_line` receives one readable line per validation (step, F1, loss).
-
-    In a rank of a distributed run every rank returns the same metrics; rank 0 alone writes `output_dir`."""
+    `log_line` receives one readable line per validation (step, F1, loss). Under torchrun, every rank returns
+    the same metrics and rank 0 alone writes `output_dir`."""
     check_inputs(train, validation, config)
     import torch
     from transformers import (
