@@ -35,12 +35,17 @@ def finetune(
     database_url: DatabaseUrl = None,
     warm_start_version: str | None = None,
     database_secret: str | None = None,
+    nproc: int = 1,
 ) -> dict[str, Any]:
     """Train a candidate on the snapshot and push it to `<registry>/staging/versions/<staging_version>`.
 
     `warm_start_version`: start from that registry version's weights (pulled and verified here) instead of
-    the preset's base, so a nightly update only has to learn what changed."""
+    the preset's base, so a nightly update only has to learn what changed.
+    `nproc`: GPUs (processes, under torchrun) the training takes on this worker; 1 trains in this process."""
+    from trajet.distributed import Launch
+
     logger = get_run_logger()
+    Launch(nproc=nproc).check()  # a count this worker cannot run fails now, before the base and the snapshot
     logger.info(base_preflight_task(preset, config, warm_start=bool(warm_start_version)))
     database_url = resolve_database(database_url, database_secret)
     if warm_start_version:
@@ -48,7 +53,7 @@ def finetune(
             registry_uri, warm_start_version, str(work_dir("finetune", staging_version, "base")))
         config = {**(config or {}), "base_model": base}
     out = work_dir("finetune", staging_version) / "model"
-    result = train_task(snapshot_id, snapshot_hash, preset, config, str(out), database_url)
+    result = train_task(snapshot_id, snapshot_hash, preset, config, str(out), database_url, nproc=nproc)
     logger.info(training_line(result))
     staging = staging_uri(registry_uri)
     pushed = push_task(

@@ -123,6 +123,7 @@ def _train_on_deployment(
     run_id: str,
     timeout_s: float | None,
     warm_start_version: str | None,
+    nproc: int = 1,
 ) -> dict[str, Any]:
     """Run `finetune` on its work pool, then pull its candidate from staging with checksum verification."""
     from prefect.deployments import run_deployment
@@ -139,6 +140,8 @@ def _train_on_deployment(
         "database_url": database[0],
         "database_secret": database[1],
         "warm_start_version": warm_start_version,
+        # only when asked: a finetune deployment made before the parameter existed still takes the default
+        **({"nproc": nproc} if nproc != 1 else {}),
     }
     child = run_deployment(
         name=deployment,
@@ -191,6 +194,7 @@ def nightly_retrain(
     train_timeout_s: float | None = 4 * 3600,
     behaviour_n: int = 200,
     database_secret: str | None = None,
+    nproc: int = 1,
 ):
     """Keep the champion fresh. `config` overrides fields of the training preset; `gate` those of GateConfig.
 
@@ -199,11 +203,16 @@ def nightly_retrain(
 
     `warm_start`: fine-tune the champion's weights on the new snapshot instead of starting from the
     preset's base (a cheaper nightly update; the gate still compares it with the champion as is).
-    `progress`: a training progress bar on the console (for people watching, e.g. `trajet demo`)."""
+    `progress`: a training progress bar on the console (for people watching, e.g. `trajet demo`).
+    `nproc`: processes (GPUs) the training takes, under torchrun, on the finetune worker or here; evaluation
+    and the gate stay in this one process."""
     from trajet import gate as gate_mod
+    from trajet.distributed import Launch
 
     logger = get_run_logger()
     deployment = train_deployment or os.environ.get("TRAJET_TRAIN_DEPLOYMENT") or None
+    if not deployment:  # training here: a process count this host cannot run fails now (finetune checks its own)
+        Launch(nproc=nproc).check()
     # before the snapshot: a base that cannot be loaded fails the night in seconds, with what to do
     logger.info(base_preflight_task(preset, config, gpu_pool=bool(deployment), warm_start=warm_start))
     database = (database_url, database_secret)
@@ -237,13 +246,13 @@ def nightly_retrain(
         if deployment:
             training = _train_on_deployment(
                 deployment, snapshot, preset, config, registry_uri, database, run_id, train_timeout_s,
-                champion_version if warm_start else None,
+                champion_version if warm_start else None, nproc,
             )
         else:
             out = work_dir(run_id, "candidate")
             overrides = {**(config or {}), "base_model": champion_dir} if warm_start and champion_dir else config
             training = train_task(
-                snapshot["id"], snapshot["content_hash"], preset, overrides, str(out), database_url, progress
+                snapshot["id"], snapshot["content_hash"], preset, overrides, str(out), database_url, progress, nproc
             )
     except Exception as exc:
         reason = f"{type(exc).__name__}: {exc}"

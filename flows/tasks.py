@@ -52,9 +52,12 @@ def train_task(
     output_dir: str,
     database_url: str | None,
     progress: bool = False,
+    nproc: int = 1,
 ) -> dict[str, Any]:
-    """Fine-tune on the snapshot's train split; early stopping uses its validation split, never test."""
-    from trajet import store, train
+    """Fine-tune on the snapshot's train split; early stopping uses its validation split, never test.
+    `nproc` > 1: in that many processes (GPUs) on this worker, under torchrun; the task waits for them."""
+    from trajet import store
+    from trajet.distributed import Launch, run_training
     from trajet.errors import TrajetError
 
     engine = _engine(database_url)
@@ -63,9 +66,9 @@ def train_task(
     if not train_split:
         raise TrajetError(f"snapshot {snapshot_id} has no training phrases: ingest a dataset first")
     config = training_config(preset, overrides)
-    result = train.train_model(
-        train_split, validation, config, Path(output_dir), snapshot_hash=snapshot_hash, progress=progress,
-        log_line=get_run_logger().info,
+    result = run_training(
+        train_split, validation, config, Path(output_dir), Launch(nproc=nproc), snapshot_hash=snapshot_hash,
+        progress=progress, log_line=get_run_logger().info,
     )
     return {
         "output_dir": str(result.output_dir),
@@ -75,6 +78,7 @@ def train_task(
         "config": config.to_dict(),
         "n_train": len(train_split),
         "n_validation": len(validation),
+        "processes": nproc,
     }
 
 

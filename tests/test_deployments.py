@@ -53,7 +53,7 @@ def test_deployments_land_on_their_pools(deployed):
     assert finetune.work_pool_name == "gpu"
     assert finetune.job_variables["env"]["CUDA_VISIBLE_DEVICES"] == "0"
     assert finetune.job_variables["working_dir"] == str(ROOT)
-    assert deployed["nightly-retrain/nightly-retrain"].parameters == {"train_deployment": "finetune/finetune"}
+    assert deployed["nightly-retrain/nightly-retrain"].parameters == {"train_deployment": "finetune/finetune", "nproc": 1}
     # the pull step was filled from TRAJET_CODE_DIR at deploy time: workers run the code at that path
     (step,) = finetune.pull_steps
     assert step["prefect.deployments.steps.set_working_directory"]["directory"] == str(ROOT)

@@ -18,6 +18,8 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -183,6 +185,24 @@ class ModelDir:
         (self.path / TRAINING_FILE).write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         (self.path / MODEL_CARD_FILE).write_text(model_card(info), encoding="utf-8")
         self.__dict__.pop("training_info", None)
+
+
+def write_model_dir(output_dir: Path, model: Any, tokenizer: Any, lexicon: Lexicon | None,
+                    info: Mapping[str, Any]) -> None:
+    """A trained model's directory, written beside, checked, then renamed into place: a run killed while writing
+    leaves no half model where a model is expected (a model already there stays until the new one is whole)."""
+    output_dir = Path(output_dir)
+    partial = output_dir.with_name(f".{output_dir.name}.partial-{os.getpid()}")
+    shutil.rmtree(partial, ignore_errors=True)
+    model.save_pretrained(str(partial))
+    tokenizer.save_pretrained(str(partial))
+    if lexicon is not None:
+        lexicon.save(partial)
+    ModelDir(partial, check=False).write_training_info(info)
+    assert_safetensors_only(partial)
+    if output_dir.exists():
+        shutil.rmtree(output_dir)
+    partial.rename(output_dir)
 
 
 def read_training_info(model_dir: Path) -> dict[str, Any]:

@@ -4,10 +4,14 @@ The other stages of a run live beside it: what to train with (trajet.train_confi
 (trajet.train_data), from which base (trajet.base), how words become labelled sub-tokens (trajet.encoding), how
 validation is scored (trajet.metrics) and what the Trainer reports (trajet.train_callbacks). Heavy libraries
 (torch, transformers) are imported inside functions: importing this module stays cheap.
+
+Every rank of a distributed run (trajet.distributed) runs the same function: the Trainer shards the batches,
+validation is gathered so every rank scores it alike, and rank 0 alone writes the model and the progress lines.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from collections.abc import Callable
@@ -20,11 +24,11 @@ from trajet.encoding import encode_phrases
 from trajet.errors import TrajetError
 from trajet.labels import ID2LABEL, LABEL2ID, LABELS
 from trajet.metrics import compute_token_metrics
-from trajet.model_dir import ModelDir, assert_safetensors_only
+from trajet.model_dir import write_model_dir
 from trajet.phrases import Phrase
-from trajet.train_callbacks import averaging_callback, progress_callback, try_average
+from trajet.train_callbacks import averaging_callback, failure_hook, progress_callback, try_average
 from trajet.train_config import TrainingConfig, cuda_available
-from trajet.train_data import weighted
+from trajet.train_data import row_recorder, weighted
 
 
 @dataclass
@@ -55,8 +59,8 @@ def enable_type_features(model: Any, n_types: int) -> None:
     model.config.type_vocab_size = n_types
 
 
-
-def _check(train: list[Phrase], validation: list[Phrase], config: TrainingConfig) -> None:
+def check_inputs(train: list[Phrase], validation: list[Phrase], config: TrainingConfig) -> None:
+    """Refused before any work: before the base is built, or before torchrun starts N processes."""
     if not train or not validation:
         raise TrajetError("training needs at least one training and one validation phrase")
     if config.gazetteer and config.gazetteer_spelling and not config.gazetteer_fuzzy:
@@ -65,11 +69,13 @@ def _check(train: list[Phrase], validation: list[Phrase], config: TrainingConfig
         raise TrajetError(f"human_weight must be at least 1, got {config.human_weight}")
 
 
-def _load_base(config: TrainingConfig, corpus: list[str]) -> tuple[Path | str, Any, Any]:
-    """(resolved base, tokenizer, token classifier with Trajet's labels and a fresh head)."""
+def _load_base(config: TrainingConfig, corpus: list[str], base: Path | str | None) -> tuple[Path | str, Any, Any]:
+    """(resolved base, tokenizer, token classifier with Trajet's labels and a fresh head). `base`: already
+    resolved by a distributed run's parent, so the ranks neither rebuild nor re-download it."""
     from transformers import AutoModelForTokenClassification, AutoTokenizer
 
-    base = resolve_base(config.base_model, corpus=corpus, spec=config.base_spec)
+    if base is None:
+        base = resolve_base(config.base_model, corpus=corpus, spec=config.base_spec)
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(base))
         model = AutoModelForTokenClassification.from_pretrained(
@@ -130,13 +136,15 @@ def _validation_dataset(
     return [enc for enc, _ in val_pairs], [closed for _, closed in val_pairs]
 
 
-def training_arguments(config: TrainingConfig, checkpoints: Path) -> Any:
+def training_arguments(config: TrainingConfig, checkpoints: Path, ddp_backend: str | None = None) -> Any:
     """The Trainer's arguments: the config fields it takes as they are (`TrainingConfig.trainer_arguments`),
-    those derived from the config, and Trajet's fixed choices (checkpoints by steps, best one reloaded)."""
+    those derived from the config, and Trajet's fixed choices (checkpoints by steps, best one reloaded). Under
+    torchrun: DDP on `ddp_backend`, and each host keeps its own checkpoints for its ranks to reload the best."""
     from transformers import TrainingArguments
 
     precision = config.resolved_precision()
     workers = config.dataloader_workers > 0
+    several_hosts = int(os.environ.get("WORLD_SIZE") or 1) > int(os.environ.get("LOCAL_WORLD_SIZE") or 1)
     return TrainingArguments(
         **config.trainer_arguments(),
         output_dir=str(checkpoints),
@@ -158,6 +166,13 @@ def training_arguments(config: TrainingConfig, checkpoints: Path) -> Any:
         # A worker draws a whole group of batches at once (GroupedEpochs): queue enough batches ahead that the
         # training loop never waits for one.
         dataloader_prefetch_factor=16 if workers else None,
+        ddp_backend=ddp_backend,
+        # Every parameter of a Trajet token classifier is used in every step: no graph walk for unused ones.
+        ddp_find_unused_parameters=False,
+        save_on_each_node=several_hosts,
+        # Ranks must shuffle alike (disjoint shards): the length-grouping sampler's global RNG drifts apart with
+        # dropout, so accelerate gives it a generator synced from rank 0 each epoch (only when it shards).
+        accelerator_config={"use_seedable_sampler": False},
     )
 
 
@@ -170,10 +185,13 @@ def train_model(
     snapshot_hash: str | None = None,
     progress: bool = True,
     log_line: Callable[[str], None] | None = None,
+    base: Path | str | None = None,
+    ddp_backend: str | None = None,
 ) -> TrainResult:
     """Fine-tune `config.base_model` and write a self-contained, safetensors-only model directory.
-    `log_line` receives one readable line per validation (step, F1, loss)."""
-    _check(train, validation, config)
+    `log_line` receives one readable line per validation (step, F1, loss). Under torchrun, every rank returns
+    the same metrics and rank 0 alone writes `output_dir`."""
+    check_inputs(train, validation, config)
     import torch
     from transformers import (
         DataCollatorForTokenClassification,
@@ -194,15 +212,19 @@ def train_model(
     output_dir = Path(output_dir)
     corpus = [p.text for p in train] + [p.text for p in validation]
     train = weighted(train, config.human_weight)
-    base, tokenizer, model = _load_base(config, corpus)
+    base, tokenizer, model = _load_base(config, corpus, base)
     lexicon = _attach_lexicon(model, config, train)
-    train_ds = _train_dataset(train, tokenizer, lexicon, config)
+    train_ds = row_recorder(_train_dataset(train, tokenizer, lexicon, config))
     val_ds, val_closed = _validation_dataset(validation, tokenizer, lexicon, config)
     checkpoints = output_dir.parent / f".{output_dir.name}.checkpoints"
-    shutil.rmtree(checkpoints, ignore_errors=True)
-    args = training_arguments(config, checkpoints)
+    args = training_arguments(config, checkpoints, ddp_backend)
+    writes = args.process_index == 0  # the one process that writes the model, its record and the progress
+    if args.should_save:  # the process that writes this host's checkpoints
+        shutil.rmtree(checkpoints, ignore_errors=True)
 
     def metrics_fn(eval_pred: Any) -> dict[str, float]:
+        if len(eval_pred.label_ids) != len(val_closed):  # ranks' predictions gathered short or padded
+            raise RuntimeError(f"validation scored {len(eval_pred.label_ids)} rows, expected {len(val_closed)}")
         return compute_token_metrics(eval_pred.predictions, eval_pred.label_ids, val_closed)
 
     def log_probs(logits: Any, labels: Any) -> Any:
@@ -227,8 +249,9 @@ def train_model(
         preprocess_logits_for_metrics=log_probs,
         callbacks=[
             EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience),
-            progress_callback(progress, log_line),
+            progress_callback(progress and writes, log_line if writes else None),
             *([averager] if averager is not None else []),
+            *failure_hook(args.process_index),
         ],
     )
     trainer.remove_callback(PrinterCallback)  # the rich bar replaces its raw dict lines
@@ -244,14 +267,8 @@ def train_model(
     best_metrics = {k.removeprefix("eval_"): v for k, v in best.items() if isinstance(v, int | float)}
     steps = trainer.state.global_step
     seconds = time.perf_counter() - started
-
-    if output_dir.exists():
-        shutil.rmtree(output_dir)
-    trainer.model.save_pretrained(str(output_dir))
-    tokenizer.save_pretrained(str(output_dir))
-    if lexicon is not None:
-        lexicon.save(output_dir)
-    shutil.rmtree(checkpoints, ignore_errors=True)
+    if args.should_save:
+        shutil.rmtree(checkpoints, ignore_errors=True)  # every rank has reloaded the best one (evaluate synced)
     info = {
         "config": config.to_dict(),
         "base_model_resolved": str(base),
@@ -270,9 +287,10 @@ def train_model(
         ],
         "labels": list(LABELS),
         "trainer": "transformers " + _transformers_version(),
+        "processes": args.world_size,
     }
-    ModelDir(output_dir, check=False).write_training_info(info)
-    assert_safetensors_only(output_dir)
+    if writes:
+        write_model_dir(output_dir, trainer.model, tokenizer, lexicon, info)
     return TrainResult(output_dir=output_dir, best_metrics=best_metrics, steps=steps, seconds=seconds, history=info["history"])
 
 

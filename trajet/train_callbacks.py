@@ -116,3 +116,33 @@ def try_average(trainer: Any, averager: Any, best: dict[str, Any], metric: str) 
         return averaged, report
     model.load_state_dict(kept, strict=False)
     return best, report
+
+
+# Test-only: "R:N" makes rank R raise after N optimizer steps, as a rank that dies mid-run (a lost GPU, an OOM
+# kill): tests/test_distributed.py checks that the run then fails cleanly. Unset in any real run.
+FAIL_RANK_VAR = "TRAJET_TEST_FAIL_RANK"
+
+
+def failure_hook(process_index: int) -> list[Any]:
+    """[a callback that fails this rank at step N] when TRAJET_TEST_FAIL_RANK names it, else []."""
+    import os
+
+    from trajet.errors import TrajetError
+
+    spec = os.environ.get(FAIL_RANK_VAR)
+    if not spec:
+        return []
+    rank, _, after = spec.partition(":")
+    if not (rank.isdigit() and after.isdigit()):
+        raise TrajetError(f"{FAIL_RANK_VAR}={spec!r}: expected RANK:STEPS, e.g. 1:3")
+    if int(rank) != process_index:
+        return []
+    from transformers import TrainerCallback
+
+    class FailAtStep(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001
+            if state.global_step >= int(after):
+                raise RuntimeError(f"rank {process_index} failed on purpose after step {state.global_step} "
+                                   f"({FAIL_RANK_VAR})")
+
+    return [FailAtStep()]

@@ -81,3 +81,41 @@ def weighted(train: list[Phrase], human_weight: int) -> list[Phrase]:
         return train
     human = [p for p in train if "pattern" not in p.meta]
     return train + human * (human_weight - 1)
+
+
+# Test-only: a folder where each rank writes the batches of training rows its loader fetched (tests/test_distributed.py
+# checks that the ranks' shards are disjoint and cover the data). Unset in any real run.
+ROW_LOG_VAR = "TRAJET_TEST_RANK_LOG"
+
+
+class RecordedRows:
+    """The training dataset, unchanged, writing the row indices of every batch fetched to `rows-rank<R>.jsonl`.
+
+    It records in `__getitems__`, which a DataLoader calls once per batch (in the process that builds the batch),
+    so a length-grouping sampler that reads every row to learn its length records nothing."""
+
+    def __init__(self, dataset: Any, path: Path) -> None:
+        self.dataset = dataset
+        self.path = path
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> Any:
+        return self.dataset[index]
+
+    def __getitems__(self, indices: list[int]) -> list[Any]:
+        with self.path.open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps([int(i) for i in indices]) + "\n")
+        return [self.dataset[i] for i in indices]
+
+
+def row_recorder(dataset: Any) -> Any:
+    """`dataset` itself, or a `RecordedRows` over it when the test-only TRAJET_TEST_RANK_LOG folder is set."""
+    import os
+
+    folder = os.environ.get(ROW_LOG_VAR)
+    if not folder:
+        return dataset
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    return RecordedRows(dataset, Path(folder) / f"rows-rank{os.environ.get('RANK', '0')}.jsonl")

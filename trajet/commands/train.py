@@ -32,23 +32,36 @@ def train(
                                help="reference, camembert, mini, minilm, tiny; auto = camembert on CUDA, mini on CPU."),
     sets: list[str] = typer.Option([], "--set", help="Override a TrainingConfig field: --set learning_rate=1e-3."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+    nproc: int = typer.Option(1, "--nproc", help="Processes on this host, one per GPU, under torchrun (DDP); "
+                              "1: in this process. batch_size is per process."),
+    nnodes: int = typer.Option(1, "--nnodes", help="Hosts taking part: run the same command on each, with its "
+                               "--node-rank."),
+    node_rank: int = typer.Option(0, "--node-rank", help="This host's rank among --nnodes; node 0 writes the model."),
+    rdzv_endpoint: str | None = typer.Option(None, "--rdzv-endpoint",
+                                             help="HOST:PORT on the node-rank 0 host, reachable from every host."),
+    ddp_backend: str = typer.Option("auto", "--ddp-backend", help="auto (nccl on CUDA, gloo on CPU), nccl or gloo."),
 ) -> None:
     """Fine-tune the NER model and write a safetensors model directory with its card and training record."""
     from trajet.config import home
-    from trajet.train import train_model
+    from trajet.distributed import Launch, run_training
     from trajet.train_config import config_for, parse_set_options
     from trajet.train_data import load_training_data
 
+    launch = Launch(nproc, nnodes, node_rank, rdzv_endpoint, ddp_backend).check()
     cfg = config_for(preset, parse_set_options(sets))
     output = output or home() / "models" / "latest"
     tr, val, content_hash = load_training_data(train_file, validation_file, snapshot_id=snapshot)
+    where = f" in {nproc * nnodes} processes ({launch.resolved_backend()})" if launch.distributed else ""
     console.print(f"training [bold]{escape(cfg.preset)}[/] ({escape(cfg.base_model)}) on {len(tr)} phrases, "
-                  f"validating on {len(val)}", highlight=False)
-    result = train_model(tr, val, cfg, output, snapshot_hash=content_hash, progress=not quiet)
+                  f"validating on {len(val)}{where}", highlight=False)
+    result = run_training(tr, val, cfg, output, launch, snapshot_hash=content_hash, progress=not quiet)
     m = result.best_metrics
+    scores = f"best macro F1 {m.get('f1_macro', 0):.4f}  micro F1 {m.get('f1_micro', 0):.4f}"
+    if launch.node_rank != 0:
+        console.print(f"[green]done[/] node {node_rank}: {scores}; node 0 wrote the model", highlight=False)
+        return
     console.print(
-        f"[green]saved[/] {escape(str(result.output_dir))}  best macro F1 {m.get('f1_macro', 0):.4f}  "
-        f"micro F1 {m.get('f1_micro', 0):.4f}  ({result.steps} steps, {result.seconds:.0f} s)"
+        f"[green]saved[/] {escape(str(result.output_dir))}  {scores}  ({result.steps} steps, {result.seconds:.0f} s)"
     )
 
 
