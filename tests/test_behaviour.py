@@ -159,6 +159,28 @@ def _pair(s: Sample, perturbation) -> Case:
     return Case(out.sample.text, out.sample.entities, s.text, s.entities, out.renames, out.added)
 
 
+def test_a_rename_of_a_place_the_model_cut_short_is_not_judged():
+    station = sample("Je vais à ", ("Orléans Centre", "ARRIVEE", "station"), ".")
+    city = sample("Je vais à ", ("Dijon", "ARRIVEE", "city"), ".")
+    renamed = [
+        Case("Je vais à Vaudrecourt.", (Entity(10, 21, "ARRIVEE"),), station.text, station.entities,
+             (("Orléans Centre", "Vaudrecourt"),)),
+        Case("Je vais à Brévanac.", (Entity(10, 18, "ARRIVEE"),), city.text, city.entities, (("Dijon", "Brévanac"),)),
+    ]
+    report = run_suite([BehaviourTest("inv_rename", "INV", "", tuple(renamed))], _tags_after_a)
+    test = report["tests"]["inv_rename"]
+    # The station was cut to `Orléans` on the original: no answer on `Vaudrecourt` could be that, so it is left
+    # out; the city case is judged and passes. An oracle answering gold is judged on both and passes both.
+    assert (test["n"], test["passed"], test["unjudged"], test["pass_rate"]) == (1, 1, 1, 1.0)
+
+    def oracle(texts):
+        gold = {c.text: c.gold for c in renamed} | {c.original: c.original_gold for c in renamed}
+        return [list(gold[t]) for t in texts]
+
+    test = run_suite([BehaviourTest("inv_rename", "INV", "", tuple(renamed))], oracle)["tests"]["inv_rename"]
+    assert (test["n"], test["passed"], test["unjudged"]) == (2, 2, 0)
+
+
 def test_scoring_gives_the_known_pass_rates_of_a_known_predictor():
     to_lyon = sample("Je vais à ", ("Lyon", "ARRIVEE", "city"), ".")
     from_lyon = sample("Je pars de ", ("Lyon", "DEPART", "city"), ".")
