@@ -43,25 +43,49 @@ def training_config(preset: str | None, overrides: dict[str, Any] | None):
     return config_for(preset or "auto", overrides or None)
 
 
+@task(name="export-snapshot", cache_policy=NO_CACHE, **io_task_options())
+def export_snapshot_task(snapshot_id: int, root: str, database_url: str | None) -> str:
+    """Parquet under the snapshot's content hash (an existing export is verified and reused); returns its URI."""
+    from trajet.snapshot_export import export_snapshot
+
+    result = export_snapshot(_engine(database_url), root, snapshot_id)
+    m = result.manifest
+    get_run_logger().info("snapshot %s %s: %s (%s phrases, %.1f MB, sha256 %s...)", snapshot_id,
+                          "verified and reused" if result.reused else "exported", result.uri, m.rows,
+                          m.size / 1e6, m.sha256[:12])
+    return result.uri
+
+
 @task(name="train-candidate", cache_policy=NO_CACHE)
 def train_task(
-    snapshot_id: int,
+    snapshot_id: int | None,
     snapshot_hash: str,
     preset: str | None,
     overrides: dict[str, Any] | None,
     output_dir: str,
     database_url: str | None,
     progress: bool = False,
+    snapshot_uri: str | None = None,
 ) -> dict[str, Any]:
-    """Fine-tune on the snapshot's train split; early stopping uses its validation split, never test."""
-    from trajet import store, train
+    """Fine-tune on the snapshot's train split; early stopping uses its validation split, never test.
+
+    `snapshot_uri`: read the exported snapshot (Parquet, checksum-verified) instead of the database, so a GPU
+    host needs S3 credentials only."""
+    from trajet import train
     from trajet.errors import TrajetError
 
-    engine = _engine(database_url)
-    train_split = store.load_split(engine, snapshot_id, "train")
-    validation = store.load_split(engine, snapshot_id, "validation")
+    if snapshot_uri:
+        from trajet.snapshot_reader import SnapshotReader
+
+        train_split, validation, _ = SnapshotReader(snapshot_uri, expected_hash=snapshot_hash or None).training_data()
+    else:
+        from trajet import store
+
+        engine = _engine(database_url)
+        train_split = store.load_split(engine, snapshot_id, "train")
+        validation = store.load_split(engine, snapshot_id, "validation")
     if not train_split:
-        raise TrajetError(f"snapshot {snapshot_id} has no training phrases: ingest a dataset first")
+        raise TrajetError(f"snapshot {snapshot_uri or snapshot_id} has no training phrases: ingest a dataset first")
     config = training_config(preset, overrides)
     result = train.train_model(
         train_split, validation, config, Path(output_dir), snapshot_hash=snapshot_hash, progress=progress,
@@ -75,6 +99,7 @@ def train_task(
         "config": config.to_dict(),
         "n_train": len(train_split),
         "n_validation": len(validation),
+        **({"snapshot_uri": snapshot_uri} if snapshot_uri else {}),
     }
 
 
