@@ -27,6 +27,7 @@ from trajet.phrases import Entity, Phrase
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 SPLITS = ("train", "validation", "test")
+SQLITE_BUSY_TIMEOUT_S = 60.0
 
 
 class Base(DeclarativeBase):
@@ -132,8 +133,10 @@ def get_engine(url: str | None = None) -> Engine:
                           "postgresql+psycopg://user@host:5432/trajet or sqlite:////path/trajet.db)") from None
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
         Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    # SQLite lets one writer in at a time: parallel ingests wait for each other's batch (seconds), not 5 s and fail
+    connect_args = {"timeout": SQLITE_BUSY_TIMEOUT_S} if parsed.get_backend_name() == "sqlite" else {}
     try:
-        engine = sa.create_engine(url)
+        engine = sa.create_engine(url, connect_args=connect_args)
     except (sa.exc.NoSuchModuleError, ImportError) as exc:
         raise TrajetError(f"cannot use the database {parsed.render_as_string(hide_password=True)}: no driver for "
                           f"{parsed.drivername} here ({exc}); Trajet supports sqlite and postgresql+psycopg") from None
