@@ -185,6 +185,15 @@ def list_source(source: str) -> list[SourceItem]:
     raise TrajetError(f"{safe_name(source)}: no such file, folder or s3:// inbox")
 
 
+def source_item(name: str) -> SourceItem:
+    """The one batch a name from `list_source` stands for (a file path or an s3:// object URI), rebuilt where
+    it is ingested: the ingest flow hands names, not clients, to its parallel tasks and processes."""
+    if name.startswith("s3://"):
+        bucket, _, key = name[5:].partition("/")
+        return SourceItem(name, suffix_format(key), s3=(s3_client(), bucket, key))
+    return _file_item(Path(name))
+
+
 def safe_name(name: str) -> str:
     """A path as it can be printed and stored: bytes that are not UTF-8 (kept by the OS as surrogate escapes)
     are shown as \\xNN, so one odd file name cannot stop a whole ingestion."""
