@@ -129,14 +129,12 @@ def _upload(backend: Store, folder: str, uri: str, tmp: Path, digest: FileDigest
 
 def _rows(engine: Engine, snapshot_id: int) -> sa.Select[Any]:
     P, SP = store.PhraseRow, store.SnapshotPhrase
-    # Byte order of the hex hashes, as create_snapshot sorts them in Python, whatever the database's collation.
-    order = P.norm_hash.collate("C") if engine.dialect.name == "postgresql" else P.norm_hash
     return (
         sa.select(P.norm_hash, P.text, sa.cast(P.entities, sa.Text), P.split, P.is_validation, P.group,
                   sa.cast(P.meta, sa.Text))
         .join(SP, SP.phrase_id == P.id)
         .where(SP.snapshot_id == snapshot_id)
-        .order_by(order)
+        .order_by(store.hash_order(engine))
     )
 
 

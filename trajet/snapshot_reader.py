@@ -3,8 +3,9 @@
 A GPU host calls this with S3 credentials only; it never opens the database. An S3 snapshot is downloaded
 once into TRAJET_HOME/cache/snapshots/<hash>/ and every open checks the copy's sha256 against the manifest,
 so a damaged cache or a tampered object is an error naming both checksums, never silent training on other
-data. The file is memory-mapped and read one row group at a time: `batches` holds one row group in memory,
-whatever the snapshot's size; `training_data` gives the lists the trainer takes today (those grow with N).
+data. The file is memory-mapped and read in record batches: `batches` holds one batch of phrases (10,000 by
+default) besides the row group being decoded, whatever the snapshot's size; `training_data` gives the lists
+the trainer takes today (those grow with N).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from trajet.registry.local_store import LocalStore
 from trajet.registry.store import RegistryError, digest_file
 from trajet.snapshot_format import DATA, MANIFEST, SPLITS, SnapshotManifest, cache_file, split_uri
 from trajet.tags import Entity
+
+READ_ROWS = 10_000  # phrases built at a time by `batches`: what the reader holds besides what it is given
 
 
 class SnapshotReader:
@@ -43,24 +46,27 @@ class SnapshotReader:
                               "not the one its folder is named after")
         self.path = _local_copy(backend, self.uri, self.manifest)
 
-    def batches(self, split: str | None = None) -> Iterator[list[Phrase]]:
-        """The phrases of `split` (all when None), one row group at a time, in content order."""
-        for phrases, _ in self._groups(split):
+    def batches(self, split: str | None = None, batch_rows: int = READ_ROWS) -> Iterator[list[Phrase]]:
+        """The phrases of `split` (all when None), at most `batch_rows` at a time, in content order."""
+        for phrases, _ in self._groups(split, batch_rows):
             yield phrases
 
-    def _groups(self, split: str | None = None) -> Iterator[tuple[list[Phrase], list[str]]]:
+    def _groups(self, split: str | None = None,
+                batch_rows: int = READ_ROWS) -> Iterator[tuple[list[Phrase], list[str]]]:
+        import pyarrow as pa
         import pyarrow.compute as pc
         import pyarrow.parquet as pq
 
         if split is not None and split not in SPLITS:
             raise TrajetError(f"unknown split {split!r} (expected one of {', '.join(SPLITS)})")
         parquet = pq.ParquetFile(self.path, memory_map=True)
-        for index in range(parquet.num_row_groups):
-            table = parquet.read_row_group(index, columns=["text", "entities", "split", "meta"])
+        shared = _Shared()
+        for batch in parquet.iter_batches(batch_size=batch_rows, columns=["text", "entities", "split", "meta"]):
+            table = pa.Table.from_batches([batch])
             if split is not None:
                 table = table.filter(pc.equal(table["split"], split))
             if table.num_rows:
-                yield table_phrases(table), table.column("split").to_pylist()
+                yield table_phrases(table, shared), table.column("split").to_pylist()
 
     def phrases(self, split: str) -> list[Phrase]:
         return [p for batch in self.batches(split) for p in batch]
@@ -102,8 +108,43 @@ class SnapshotReader:
                               f"{self.content_hash[:12]}...")
 
 
-def table_phrases(table: Any) -> list[Phrase]:
+class _Shared:
+    """Values many phrases repeat, built once: an Entity (immutable) is shared outright; a meta dict is decoded
+    once per distinct JSON text and each phrase gets its own dict over the shared values. Measured on 79k
+    phrases: 1.4 KB a phrase without this, ~0.6 KB with it; a million phrases in training's lists is then
+    ~0.5 GB, not 1.4 GB. Bounded, so a snapshot with no repeats does not grow a second copy of itself."""
+
+    LIMIT = 100_000
+
+    def __init__(self) -> None:
+        self.entities: dict[tuple[int, int, str], Entity] = {}
+        self.metas: dict[str, dict[str, Any]] = {}
+
+    def entity(self, start: int, end: int, label: str) -> Entity:
+        key = (start, end, label)
+        found = self.entities.get(key)
+        if found is None:
+            if len(self.entities) >= self.LIMIT:
+                self.entities.clear()
+            found = self.entities[key] = Entity(start, end, label)
+        return found
+
+    def meta(self, raw: str | None) -> dict[str, Any]:
+        if not raw:
+            return {}
+        found = self.metas.get(raw)
+        if found is None:
+            if len(self.metas) >= self.LIMIT:
+                self.metas.clear()
+            # the json module, as the database drivers read the column: orjson would turn an integer over 64
+            # bits into a float, and the two paths must give the trainer the same phrases
+            found = self.metas[raw] = json.loads(raw)
+        return dict(found)
+
+
+def table_phrases(table: Any, shared: _Shared | None = None) -> list[Phrase]:
     """Phrases of an Arrow table with the snapshot's columns, built as store.row_to_phrase builds them."""
+    shared = shared or _Shared()
     texts = table.column("text").to_pylist()
     metas = table.column("meta").to_pylist()
     entities = table.column("entities").combine_chunks()
@@ -114,17 +155,12 @@ def table_phrases(table: Any) -> list[Phrase]:
     starts = values.field("start").to_pylist()
     ends = values.field("end").to_pylist()
     labels = values.field("label").to_pylist()
+    entity, meta = shared.entity, shared.meta
     return [
-        Phrase(text, tuple(Entity(starts[k], ends[k], labels[k]) for k in range(offsets[i], offsets[i + 1])),
-               _meta(metas[i]))
+        Phrase(text, tuple(entity(starts[k], ends[k], labels[k]) for k in range(offsets[i], offsets[i + 1])),
+               meta(metas[i]))
         for i, text in enumerate(texts)
     ]
-
-
-def _meta(raw: str | None) -> dict[str, Any]:
-    # the json module, as the database drivers read the column: orjson would turn an integer over 64 bits
-    # into a float, and the two paths must give the trainer the same phrases
-    return json.loads(raw) if raw else {}
 
 
 def _local_copy(backend: Any, uri: str, manifest: SnapshotManifest) -> Path:
