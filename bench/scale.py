@@ -1,10 +1,10 @@
 """Data at scale on PostgreSQL: ingest rate with 1 and 2 parallel ingests, snapshot and Parquet export (time,
 size), peak memory of each step, the training data loaders, and `trajet data stats`, for N = 10k, 100k, 1M.
 
-    python bench/scale.py [--sizes 10000,100000,1000000] [--pg URL] [--file-rows 50000] [--keep DIR]
+    python bench/scale.py [--sizes 10000,100000,1000000] [--pg URL] [--file-rows 50000] [--keep-databases] [--tmp DIR]
 
 Prints one JSON line per size. Every step runs in a process of its own (this script, `_step ...`), so each
-peak RSS (ru_maxrss from wait4) is that step's alone; `base_rss_mb` is the step's RSS after its imports, before
+peak RSS (its own VmHWM) is that step's alone; `base_rss_mb` is the step's RSS after its imports, before
 any work. The rows are the generator's data/phrases/*.jsonl repeated with a distinct reference suffix (1% made
 bad on purpose, as bench/ingest.py does), cut into an inbox of files of at most --file-rows rows: ingestion
 holds one file at a time, so its memory follows the file size, not N. Parallel ingests each take half of the
@@ -30,10 +30,12 @@ DATA = ROOT / "data" / "phrases"
 BAD = '{"text": "cassé", "entities": [{"start": 0, "end": 99, "label": "DEPART"}]}\n'
 
 
-def rss_mb() -> float:
+def rss_mb(field: str = "VmRSS") -> float:
+    """This process's RSS now (VmRSS) or its peak (VmHWM). The peak is read here, not from wait4's ru_maxrss:
+    Linux carries the parent's peak over into a child's ru_maxrss at exec."""
     with open("/proc/self/status") as fh:
         for line in fh:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return round(int(line.split()[1]) / 1024, 1)
     return 0.0
 
@@ -84,7 +86,7 @@ def step_ingest(url: str, folder: str, ready: str, go: str) -> dict:
     while not Path(go).exists():
         time.sleep(0.01)
     reports = ingest_source(folder, engine=engine, max_bad_ratio=0.5)
-    return {"end": time.time(), "base_rss_mb": base, "rows": sum(r.rows_read for r in reports),
+    return {"end": time.time(), "base_rss_mb": base, "peak_rss_mb": rss_mb("VmHWM"), "rows": sum(r.rows_read for r in reports),
             "stored": sum(r.stored for r in reports), "duplicates": sum(r.duplicates for r in reports),
             "quarantined": sum(r.quarantined for r in reports)}
 
@@ -95,7 +97,8 @@ def step_snapshot(url: str) -> dict:
     engine = store.get_engine(url)
     base, t0 = rss_mb(), time.perf_counter()
     snap = store.create_snapshot(engine)
-    return {"seconds": round(time.perf_counter() - t0, 2), "base_rss_mb": base, "snapshot_id": snap.id,
+    return {"seconds": round(time.perf_counter() - t0, 2), "base_rss_mb": base, "peak_rss_mb": rss_mb("VmHWM"),
+            "snapshot_id": snap.id,
             "counts": snap.counts}
 
 
@@ -107,7 +110,8 @@ def step_export(url: str, root: str, snapshot_id: int) -> dict:
     base, t0 = rss_mb(), time.perf_counter()
     result = export_snapshot(engine, root, snapshot_id)
     m = result.manifest
-    return {"seconds": round(time.perf_counter() - t0, 2), "base_rss_mb": base, "uri": result.uri,
+    return {"seconds": round(time.perf_counter() - t0, 2), "base_rss_mb": base, "peak_rss_mb": rss_mb("VmHWM"),
+            "uri": result.uri,
             "parquet_mb": round(m.size / 2**20, 2), "row_groups": m.row_groups, "rows": m.rows}
 
 
@@ -128,29 +132,43 @@ def step_loader(mode: str, uri: str, url: str, snapshot_id: int) -> dict:
     else:
         engine = store.get_engine(url)
         n = sum(len(store.load_split(engine, snapshot_id, s)) for s in ("train", "validation"))
-    return {"seconds": round(time.perf_counter() - t0, 2), "base_rss_mb": base, "phrases": n}
+    return {"seconds": round(time.perf_counter() - t0, 2), "base_rss_mb": base, "peak_rss_mb": rss_mb("VmHWM"),
+            "phrases": n}
 
 
-STEPS = {"ingest": step_ingest, "snapshot": step_snapshot, "export": step_export, "loader": step_loader}
+def step_stats(folder: str) -> dict:
+    """`trajet data stats --dir FOLDER --json`, in this process so its peak can be read."""
+    import contextlib
+    import io
+
+    from trajet.cli import main as cli
+
+    base, t0 = rss_mb(), time.perf_counter()
+    sys.argv = ["trajet", "data", "stats", "--dir", folder, "--json"]
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            cli()
+    except SystemExit as exc:
+        if exc.code not in (0, None):
+            raise
+    return {"seconds": round(time.perf_counter() - t0, 2), "base_rss_mb": base, "peak_rss_mb": rss_mb("VmHWM")}
+
+
+STEPS = {"ingest": step_ingest, "snapshot": step_snapshot, "export": step_export, "loader": step_loader,
+         "stats": step_stats}
 
 
 # ------------------------------------------------------------------------------------------------ driver
 
 
-def run_steps(commands: list[list[str]], env: dict | None = None) -> list[tuple[dict, float, float]]:
-    """Start the children together; (their JSON, wall seconds, peak RSS MiB) each."""
+def run_step(command: list[str], env: dict | None = None) -> dict:
+    """Run one step in a process of its own; its JSON line, with the wall time including start-up."""
     t0 = time.perf_counter()
-    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, env=env, cwd=ROOT) for cmd in commands]
-    out = []
-    for proc in procs:
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        text = proc.stdout.read().decode()
-        if proc.returncode != 0:
-            raise SystemExit(f"step failed ({proc.returncode}): {' '.join(proc.args)}")
-        last = [line for line in text.splitlines() if line.startswith("{")]
-        out.append((json.loads(last[-1]) if last else {}, time.perf_counter() - t0, round(usage.ru_maxrss / 1024, 1)))
-    return out
+    proc = subprocess.run(command, stdout=subprocess.PIPE, env=env, cwd=ROOT, check=False)
+    if proc.returncode != 0:
+        raise SystemExit(f"step failed ({proc.returncode}): {' '.join(command)}")
+    last = [line for line in proc.stdout.decode().splitlines() if line.startswith("{")]
+    return {**json.loads(last[-1]), "wall_s": round(time.perf_counter() - t0, 2)}
 
 
 def child(*args: str) -> list[str]:
@@ -170,19 +188,18 @@ def ingest_parallel(url: str, parts: list[Path], tmp: Path) -> dict:
         time.sleep(0.01)
     started = time.time()
     go.touch()
-    results, peaks = [], []
+    results = []
     for proc in procs:
-        _, status, usage = os.wait4(proc.pid, 0)
-        if os.waitstatus_to_exitcode(status) != 0:
+        out = proc.communicate()[0].decode()
+        if proc.returncode != 0:
             raise SystemExit("an ingest step failed")
-        results.append(json.loads([ln for ln in proc.stdout.read().decode().splitlines() if ln.startswith("{")][-1]))
-        peaks.append(round(usage.ru_maxrss / 1024, 1))
+        results.append(json.loads([ln for ln in out.splitlines() if ln.startswith("{")][-1]))
     seconds = max(r["end"] for r in results) - started
     rows = sum(r["rows"] for r in results)
     return {"processes": len(parts), "seconds": round(seconds, 2), "phrases_per_s": round(rows / seconds),
             "rows": rows, "stored": sum(r["stored"] for r in results),
             "duplicates": sum(r["duplicates"] for r in results), "quarantined": sum(r["quarantined"] for r in results),
-            "peak_rss_mb": peaks, "base_rss_mb": [r["base_rss_mb"] for r in results],
+            "peak_rss_mb": [r["peak_rss_mb"] for r in results], "base_rss_mb": [r["base_rss_mb"] for r in results],
             "wall_with_startup_s": round(time.perf_counter() - t_start, 2)}
 
 
@@ -229,22 +246,13 @@ def bench_size(n: int, args: argparse.Namespace, tmp: Path) -> dict:
             made.append(name)
             result[f"ingest_{processes}"] = ingest_parallel(url, parts, tmp)
         # the store of the 2-process run: the same rows, so snapshot, export and loaders read it
-        (snap, snap_s, snap_rss), = run_steps([child("snapshot", url)])
-        result["snapshot"] = {**snap, "wall_s": round(snap_s, 2), "peak_rss_mb": snap_rss}
+        snap = result["snapshot"] = run_step(child("snapshot", url))
         root = str(tmp / "exports")
-        (exp, exp_s, exp_rss), = run_steps([child("export", url, root, str(snap["snapshot_id"]))])
-        result["export"] = {**exp, "wall_s": round(exp_s, 2), "peak_rss_mb": exp_rss}
+        exp = result["export"] = run_step(child("export", url, root, str(snap["snapshot_id"])))
         env = {**os.environ, "TRAJET_HOME": str(tmp / "reader_home")}
         for mode in ("lists", "stream", "db"):
-            (out, wall, peak), = run_steps([child("loader", mode, exp["uri"], url, str(snap["snapshot_id"]))], env)
-            result[f"loader_{mode}"] = {**out, "wall_s": round(wall, 2), "peak_rss_mb": peak}
-        cmd = [sys.executable, "-m", "trajet", "data", "stats", "--dir", str(tmp / "data" / "stats"), "--json"]
-        t1 = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, cwd=ROOT)
-        _, status, usage = os.wait4(proc.pid, 0)
-        assert os.waitstatus_to_exitcode(status) == 0, "trajet data stats failed"
-        result["data_stats"] = {"seconds": round(time.perf_counter() - t1, 2),
-                                "peak_rss_mb": round(usage.ru_maxrss / 1024, 1)}
+            result[f"loader_{mode}"] = run_step(child("loader", mode, exp["uri"], url, str(snap["snapshot_id"])), env)
+        result["data_stats"] = run_step(child("stats", str(tmp / "data" / "stats")))
     finally:
         if not args.keep_databases:
             for name in made:

@@ -29,7 +29,7 @@ from trajet.phrases import Entity, Phrase
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 SPLITS = ("train", "validation", "test")
 SQLITE_BUSY_TIMEOUT_S = 60.0
-SNAPSHOT_CHUNK = 50_000  # rows per fetch and per insert when a snapshot is taken
+SNAPSHOT_CHUNK = 10_000  # rows per fetch and per insert when a snapshot is taken (~30 MB of rows)
 
 
 class Base(DeclarativeBase):
