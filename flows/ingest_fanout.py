@@ -5,8 +5,8 @@ in the UI), and they overlap their S3 reads and database writes. Threads by defa
 time and the demo's and tests' sources are a few files; `processes=True` gives each worker a process of its own
 for a large inbox on a multi-core worker (the validation is CPU-bound Python, which threads share).
 
-Every task also carries the `trajet-ingest` tag, so a Prefect tag concurrency limit bounds ingestion across
-all flow runs too (`prefect concurrency-limit create trajet-ingest 4`). Concurrent tasks and runs writing the
+Every task of a fan-out (more than one object) also carries the `trajet-ingest` tag, so a Prefect tag
+concurrency limit bounds ingestion across all flow runs too (`prefect concurrency-limit create trajet-ingest 4`). Concurrent tasks and runs writing the
 same store are safe: trajet.ingest stores a phrase once and counts the loser of a race as a duplicate.
 """
 
@@ -41,14 +41,23 @@ def _engine(database_url: str | None) -> Iterator[Any]:
         engine.dispose()
 
 
-@task(name="list-source", cache_policy=NO_CACHE, **io_task_options())
-def list_source_task(source: str, database_url: str | None) -> list[dict[str, str]]:
-    """The source's files or objects, by name, in order (a name whose item cannot be read carries why). The
-    store is checked first: an unreachable or out-of-date database fails the run even with an empty inbox."""
-    from trajet import ingest
+@task(name="list-inbox", cache_policy=NO_CACHE, **io_task_options())
+def list_inbox_task(source: str) -> list[dict[str, str]]:
+    """An S3 inbox's objects, by name, in order: a network call, so a task with retries."""
+    return _entries(source)
 
+
+@task(name="check-store", cache_policy=NO_CACHE, **io_task_options())
+def check_store_task(database_url: str | None) -> None:
+    """An unreachable or out-of-date database fails the run even when there is nothing to ingest."""
     with _engine(database_url):
         pass
+
+
+def _entries(source: str) -> list[dict[str, str]]:
+    """The source's files or objects, by name, in order (a name whose item cannot be read carries why)."""
+    from trajet import ingest
+
     return [{"name": item.name, "skip": item.skip} for item in ingest.list_source(source)]
 
 
@@ -57,7 +66,7 @@ def _object_run_name() -> str:
     return f"ingest-{str(entry.get('name', 'object')).rsplit('/', 1)[-1]}"
 
 
-@task(name="ingest-object", task_run_name=_object_run_name, tags=[INGEST_TAG], cache_policy=NO_CACHE,
+@task(name="ingest-object", task_run_name=_object_run_name, cache_policy=NO_CACHE,
       **io_task_options())
 def ingest_object_task(entry: dict[str, str], database_url: str | None, max_bad_ratio: float | None) -> dict[str, Any]:
     """Safe to retry and to run beside other ingestions: bytes already stored are reported `already_ingested`,
@@ -78,12 +87,19 @@ def ingest_fanned_out(source: str, database_url: str | None, max_bad_ratio: floa
 
     if max_parallel < 1:
         raise TrajetError(f"max_parallel must be at least 1, got {max_parallel}")
-    entries = list_source_task(source, database_url)
+    # a local folder is listed in the flow itself: a task more would cost each one-file ingest a few tenths of
+    # a second (`trajet demo` runs a dozen)
+    entries = list_inbox_task(source) if source.startswith("s3://") else _entries(source)
+    if not entries:
+        check_store_task(database_url)
     if len(entries) <= 1 or max_parallel == 1:  # nothing to overlap: no pool to start
         return [ingest_object_task(entry, database_url, max_bad_ratio) for entry in entries]
     runner_type = ProcessPoolTaskRunner if processes else ThreadPoolTaskRunner
     with runner_type(max_workers=min(max_parallel, len(entries))) as runner:
-        futures = runner.map(ingest_object_task, {"entry": entries, "database_url": unmapped(database_url),
+        # the tag only here: Prefect checks a tag's concurrency limit at every task start (a few tenths of a
+        # second on the ephemeral API), which a one-file ingest should not pay
+        tagged = ingest_object_task.with_options(tags=[INGEST_TAG])
+        futures = runner.map(tagged, {"entry": entries, "database_url": unmapped(database_url),
                                                   "max_bad_ratio": unmapped(max_bad_ratio)})
         futures.wait()
         failed = [f for f in futures if f.state.is_failed() or f.state.is_crashed()]
