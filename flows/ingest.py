@@ -1,5 +1,6 @@
-"""The `ingest` flow: read a source -> validate -> store good rows -> quarantine bad ones -> the champion
-scores each accepted batch (flows/champion_review.py).
+"""The `ingest` flow: read a source -> validate -> store good rows -> quarantine bad ones, one mapped task per
+file or S3 object, `max_parallel` at a time (flows/ingest_fanout.py) -> the champion scores and audits each
+accepted batch (flows/champion_review.py).
 
 Every batch shows up in the UI as keyed artifacts: a table of quarantine counts per reason, a markdown
 summary (batch id, accepted/held status, the champion's verdict) and the champion-watch table, so night after
@@ -8,18 +9,17 @@ night the history sits under one key.
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import PurePosixPath
 from typing import Any
 
-from prefect import flow, get_run_logger, task
+from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
-from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 from prefect.states import Completed
 
-from flows._common import DatabaseUrl, io_task_options, resolve_database, secret_free, slug, utc_stamp
+from flows._common import DatabaseUrl, resolve_database, secret_free, slug, utc_stamp
 from flows.champion_review import DEGRADED, champion_review_task, tell_watch, watch_markdown
+from flows.ingest_fanout import DEFAULT_PARALLEL, ingest_fanned_out
 from flows.story import checks_markdown, code, describe_held_batches_task, export_command, held_batch_key
 
 REASONS_KEY = "ingest-reasons"
@@ -30,17 +30,6 @@ def _run_name() -> str:
     source = str(flow_run.parameters.get("source", "batch"))
     name = PurePosixPath(source.rstrip("/")).name or source
     return f"ingest-{slug(name, 30)}-{utc_stamp()}"
-
-
-@task(name="ingest-source", cache_policy=NO_CACHE, **io_task_options())
-def ingest_source_task(source: str, database_url: str | None, max_bad_ratio: float | None) -> list[dict[str, Any]]:
-    """Safe to retry: a batch already stored (same sha256) is reported `already_ingested`, never doubled."""
-    from trajet import ingest, store
-
-    engine = store.get_engine(database_url)
-    store.ensure_schema(engine)
-    reports = ingest.ingest_source(source, engine=engine, max_bad_ratio=max_bad_ratio)
-    return [dataclasses.asdict(r) for r in reports]
 
 
 def reasons_table(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -89,8 +78,13 @@ def ingest_flow(
     database_url: DatabaseUrl = None,
     database_secret: str | None = None,
     watch: dict[str, int | float] | None = None,
+    max_parallel: int = DEFAULT_PARALLEL,
+    processes: bool = False,
 ):
     """Ingest a JSONL/CoNLL file, a folder of them or an `s3://bucket/prefix` inbox.
+
+    Each file or object is a task of its own, `max_parallel` at a time (threads; `processes=True`: a process
+    each, for a large inbox on a multi-core worker); see flows/ingest_fanout.py.
 
     A held batch ends the run as `Completed` named "Held": nothing is wrong with the pipeline, but a
     person has to look at the batch before its rows can reach training. Once a champion exists it scores
@@ -102,7 +96,7 @@ def ingest_flow(
     """
     logger = get_run_logger()
     database = resolve_database(database_url, database_secret)
-    reports = ingest_source_task(source, database, max_bad_ratio)
+    reports = ingest_fanned_out(source, database, max_bad_ratio, max_parallel, processes)
     for r in reports:
         logger.info(
             "batch %s %s: read %s, stored %s, quarantined %s",

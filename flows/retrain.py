@@ -27,6 +27,7 @@ from flows.story import gate_markdown as _gate_markdown
 from flows.tasks import (
     champion_task,
     evaluate_task,
+    export_snapshot_task,
     gate_and_publish_task,
     pull_task,
     record_failed_run_task,
@@ -124,8 +125,11 @@ def _train_on_deployment(
     timeout_s: float | None,
     warm_start_version: str | None,
     nproc: int = 1,
+    snapshot_uri: str | None = None,
 ) -> dict[str, Any]:
-    """Run `finetune` on its work pool, then pull its candidate from staging with checksum verification."""
+    """Run `finetune` on its work pool, then pull its candidate from staging with checksum verification.
+
+    With `snapshot_uri` the child reads the exported snapshot and is given no database at all."""
     from prefect.deployments import run_deployment
 
     staging_version = f"cand-{run_id}"
@@ -137,12 +141,14 @@ def _train_on_deployment(
         "config": config,
         "registry_uri": registry_uri,
         # the flow's own password-free parameters: a child run's parameters are stored in clear too
-        "database_url": database[0],
-        "database_secret": database[1],
+        "database_url": None if snapshot_uri else database[0],
+        "database_secret": None if snapshot_uri else database[1],
         "warm_start_version": warm_start_version,
         # only when asked: a finetune deployment made before the parameter existed still takes the default
         **({"nproc": nproc} if nproc != 1 else {}),
     }
+    if snapshot_uri:  # only when set: a finetune deployment of an older version still takes the call
+        parameters["snapshot_uri"] = snapshot_uri
     child = run_deployment(
         name=deployment,
         parameters=parameters,
@@ -170,6 +176,16 @@ def _train_on_deployment(
     }
 
 
+def export_root(snapshot_root: str | None, registry_uri: str | None, *, on_gpu_pool: bool) -> str | None:
+    """Where the night exports its snapshot, or None to train from the database (in-process default)."""
+    from trajet import config
+
+    root = snapshot_root or os.environ.get("TRAJET_SNAPSHOT_ROOT") or None
+    if root is None and on_gpu_pool:  # GPU hosts get S3 credentials, never the database's
+        root = registry_uri or config.registry_uri()
+    return root
+
+
 def child_failure(state: Any) -> str:
     """The child run's own reason (its state message: the exception that ended it), so the parent's failure
     says why, not only that the child failed."""
@@ -195,6 +211,7 @@ def nightly_retrain(
     behaviour_n: int = 200,
     database_secret: str | None = None,
     nproc: int = 1,
+    snapshot_root: str | None = None,
 ):
     """Keep the champion fresh. `config` overrides fields of the training preset; `gate` those of GateConfig.
 
@@ -205,7 +222,11 @@ def nightly_retrain(
     preset's base (a cheaper nightly update; the gate still compares it with the champion as is).
     `progress`: a training progress bar on the console (for people watching, e.g. `trajet demo`).
     `nproc`: processes (GPUs) the training takes, under torchrun, on the finetune worker or here; evaluation
-    and the gate stay in this one process."""
+    and the gate stay in this one process.
+
+    `snapshot_root`: export the snapshot there as Parquet (a folder or s3://; default TRAJET_SNAPSHOT_ROOT, and
+    the registry when training runs on the `gpu` pool) and train from that file, so the training host never
+    reads the database. Unset with in-process training: the snapshot is read from the database, as before."""
     from trajet import gate as gate_mod
     from trajet.distributed import Launch
 
@@ -238,6 +259,12 @@ def nightly_retrain(
             data={"status": "skipped", "snapshot": snapshot, "champion": champion_version, "reason": message},
         )
 
+    snapshot_uri = None
+    root = export_root(snapshot_root, registry_uri, on_gpu_pool=bool(deployment))
+    if root:
+        snapshot_uri = export_snapshot_task(snapshot["id"], root, database_url)
+        story["snapshot"] = {**snapshot, "uri": snapshot_uri}
+
     champion_dir = None
     if champion_version:  # pulled (and verified) once: the warm-start base and the gate's reference
         champion_dir = pull_task.with_options(task_run_name="pull-champion")(
@@ -246,13 +273,14 @@ def nightly_retrain(
         if deployment:
             training = _train_on_deployment(
                 deployment, snapshot, preset, config, registry_uri, database, run_id, train_timeout_s,
-                champion_version if warm_start else None, nproc,
+                champion_version if warm_start else None, nproc, snapshot_uri,
             )
         else:
             out = work_dir(run_id, "candidate")
             overrides = {**(config or {}), "base_model": champion_dir} if warm_start and champion_dir else config
             training = train_task(
-                snapshot["id"], snapshot["content_hash"], preset, overrides, str(out), database_url, progress, nproc
+                snapshot["id"], snapshot["content_hash"], preset, overrides, str(out), database_url, progress, nproc,
+                snapshot_uri=snapshot_uri,
             )
     except Exception as exc:
         reason = f"{type(exc).__name__}: {exc}"

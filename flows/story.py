@@ -293,6 +293,8 @@ def retrain_summary_markdown(
         f"Snapshot {snapshot.get('id')} `{str(snapshot.get('content_hash', ''))[:12]}`: "
         + ", ".join(f"{k} {number(v)}" for k, v in counts.items()),
     ]
+    if snapshot.get("uri"):
+        lines += ["", f"Exported as Parquet to {code(str(snapshot['uri']))}: training read it, not the database."]
     return "\n".join(lines)
 
 

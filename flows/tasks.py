@@ -43,9 +43,22 @@ def training_config(preset: str | None, overrides: dict[str, Any] | None):
     return config_for(preset or "auto", overrides or None)
 
 
+@task(name="export-snapshot", cache_policy=NO_CACHE, **io_task_options())
+def export_snapshot_task(snapshot_id: int, root: str, database_url: str | None) -> str:
+    """Parquet under the snapshot's content hash (an existing export is verified and reused); returns its URI."""
+    from trajet.snapshot_export import export_snapshot
+
+    result = export_snapshot(_engine(database_url), root, snapshot_id)
+    m = result.manifest
+    get_run_logger().info("snapshot %s %s: %s (%s phrases, %.1f MB, sha256 %s...)", snapshot_id,
+                          "verified and reused" if result.reused else "exported", result.uri, m.rows,
+                          m.size / 1e6, m.sha256[:12])
+    return result.uri
+
+
 @task(name="train-candidate", cache_policy=NO_CACHE)
 def train_task(
-    snapshot_id: int,
+    snapshot_id: int | None,
     snapshot_hash: str,
     preset: str | None,
     overrides: dict[str, Any] | None,
@@ -53,18 +66,28 @@ def train_task(
     database_url: str | None,
     progress: bool = False,
     nproc: int = 1,
+    snapshot_uri: str | None = None,
 ) -> dict[str, Any]:
     """Fine-tune on the snapshot's train split; early stopping uses its validation split, never test.
-    `nproc` > 1: in that many processes (GPUs) on this worker, under torchrun; the task waits for them."""
-    from trajet import store
+    `nproc` > 1: in that many processes (GPUs) on this worker, under torchrun; the task waits for them.
+
+    `snapshot_uri`: read the exported snapshot (Parquet, checksum-verified) instead of the database, so a GPU
+    host needs S3 credentials only."""
     from trajet.distributed import Launch, run_training
     from trajet.errors import TrajetError
 
-    engine = _engine(database_url)
-    train_split = store.load_split(engine, snapshot_id, "train")
-    validation = store.load_split(engine, snapshot_id, "validation")
+    if snapshot_uri:
+        from trajet.snapshot_reader import SnapshotReader
+
+        train_split, validation, _ = SnapshotReader(snapshot_uri, expected_hash=snapshot_hash or None).training_data()
+    else:
+        from trajet import store
+
+        engine = _engine(database_url)
+        train_split = store.load_split(engine, snapshot_id, "train")
+        validation = store.load_split(engine, snapshot_id, "validation")
     if not train_split:
-        raise TrajetError(f"snapshot {snapshot_id} has no training phrases: ingest a dataset first")
+        raise TrajetError(f"snapshot {snapshot_uri or snapshot_id} has no training phrases: ingest a dataset first")
     config = training_config(preset, overrides)
     result = run_training(
         train_split, validation, config, Path(output_dir), Launch(nproc=nproc), snapshot_hash=snapshot_hash,
@@ -79,6 +102,7 @@ def train_task(
         "n_train": len(train_split),
         "n_validation": len(validation),
         "processes": nproc,
+        **({"snapshot_uri": snapshot_uri} if snapshot_uri else {}),
     }
 
 

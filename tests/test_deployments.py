@@ -126,6 +126,9 @@ def test_retrain_trains_on_the_gpu_pool_through_the_finetune_deployment(gpu_work
     result = state.result()
     training = result["training"]
     assert training["deployment"] == "finetune/finetune" and training["steps"] > 0
+    # the GPU pool trained from the snapshot exported to the registry, not from the database
+    registry_root = str(Path(os.environ["TRAJET_HOME"]) / "registry")
+    assert training["snapshot_uri"] == f"{registry_root}/snapshots/{result['snapshot']['content_hash']}"
 
     with get_client(sync_client=True) as client:
         child = client.read_flow_run(training["flow_run"])

@@ -15,7 +15,7 @@ import os
 import tempfile
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -185,6 +185,15 @@ def list_source(source: str) -> list[SourceItem]:
     raise TrajetError(f"{safe_name(source)}: no such file, folder or s3:// inbox")
 
 
+def source_item(name: str) -> SourceItem:
+    """The one batch a name from `list_source` stands for (a file path or an s3:// object URI), rebuilt where
+    it is ingested: the ingest flow hands names, not clients, to its parallel tasks and processes."""
+    if name.startswith("s3://"):
+        bucket, _, key = name[5:].partition("/")
+        return SourceItem(name, suffix_format(key), s3=(s3_client(), bucket, key))
+    return _file_item(Path(name))
+
+
 def safe_name(name: str) -> str:
     """A path as it can be printed and stored: bytes that are not UTF-8 (kept by the OS as surrogate escapes)
     are shown as \\xNN, so one odd file name cannot stop a whole ingestion."""
@@ -219,18 +228,42 @@ def ingest_item(item: SourceItem, engine: Engine, max_bad_ratio: float) -> Batch
     sha = hashlib.sha256(data).hexdigest()
     previous = sql.accepted_batch(engine, sha)
     if previous is not None:
-        return BatchReport(previous, item.name, sha, "already_ingested",
-                           message=f"same bytes already ingested as batch {previous}: nothing added")
+        return _already(previous, item, sha)
     item.fmt = content_format(item.name, item.fmt, data)
     try:
         data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raws = raw_rows(data.removeprefix(codecs.BOM_UTF8), item.fmt)
-        return _store_rejected(engine, item, sha, raws, [v.NOT_UTF8],
-                               f"not UTF-8 text (byte {exc.start}, line {line}): every row quarantined")
+        message = f"not UTF-8 text (byte {exc.start}, line {line}): every row quarantined"
+        return _retrying(item, sha, lambda: _store_rejected(engine, item, sha, raws, [v.NOT_UTF8], message))
     rows = _parse_item(item, data)
-    return _validate_and_store(engine, item, sha, rows, max_bad_ratio)
+    row_reasons = _check_rows(rows)  # the row rules need no store: run once, whatever happens below
+    return _retrying(item, sha, lambda: _validate_and_store(
+        engine, item, sha, rows, {i: list(r) for i, r in row_reasons.items()}, max_bad_ratio))
+
+
+RACE_RETRIES = 5
+
+
+def _already(batch_id: int, item: SourceItem, sha: str) -> BatchReport:
+    return BatchReport(batch_id, item.name, sha, "already_ingested",
+                       message=f"same bytes already ingested as batch {batch_id}: nothing added")
+
+
+def _retrying(item: SourceItem, sha: str, attempt: Callable[[], BatchReport]) -> BatchReport:
+    """Run the store's part again when a concurrent ingestion changed the store under it: the second look
+    sees the other batch's phrases as stored, so a row that lost the race is a duplicate (or a conflict),
+    never an error nor a second copy."""
+    for _ in range(RACE_RETRIES):
+        try:
+            return attempt()
+        except sql.AlreadyIngested as exc:
+            return _already(exc.batch_id, item, sha)
+        except sql.StoreRaced as exc:
+            raced = exc
+    raise TrajetError(f"{item.name}: the store kept changing under this batch ({raced}, {RACE_RETRIES} tries); "
+                      "run it again")
 
 
 def _parse_item(item: SourceItem, data: bytes) -> list[Row]:
@@ -266,10 +299,10 @@ def _shares(counts: dict[str, int]) -> dict[str, float]:
 # ------------------------------------------------------------------------------------- validate and store
 
 
-def _validate_and_store(engine: Engine, item: SourceItem, sha: str, rows: list[Row], max_bad_ratio: float) -> BatchReport:
-    """Row rules, then batch and store rules on the rows that passed, then the batch's fate, its quarantine,
-    its batch-level checks, and one write."""
-    reasons = _check_rows(rows)
+def _validate_and_store(engine: Engine, item: SourceItem, sha: str, rows: list[Row], reasons: dict[int, list[str]],
+                        max_bad_ratio: float) -> BatchReport:
+    """Given the row rules' `reasons`: batch and store rules on the rows that passed, then the batch's fate, its
+    quarantine, its batch-level checks, and one write."""
     passing = [i for i in range(len(rows)) if i not in reasons]
     norm, store_dup = _check_against_batch_and_store(engine, rows, passing, reasons)
     good = [i for i in passing if i not in reasons and i not in store_dup]

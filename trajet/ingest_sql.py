@@ -20,6 +20,21 @@ from trajet.parsers import Row
 
 CHUNK = 2000  # values per IN (...) query: under every driver's parameter limit
 INSERT_CHUNK = 10_000  # rows per executemany
+# pg_advisory_xact_lock's first key ("traj"): the batch-sha locks of ingestion, apart from anyone else's locks
+_LOCK_SPACE = 0x7472616A
+
+
+class StoreRaced(Exception):
+    """Another ingestion stored some of this batch's phrases first (or the database broke a deadlock between
+    the two): the transaction was rolled back and the batch must be checked against the store again."""
+
+
+class AlreadyIngested(Exception):
+    """The same bytes were accepted by a concurrent ingestion while this one validated them."""
+
+    def __init__(self, batch_id: int) -> None:
+        super().__init__(batch_id)
+        self.batch_id = batch_id
 
 Annotation = tuple[str, list[tuple[int, int, str]]]  # (text, [(start, end, label)])
 
@@ -100,12 +115,14 @@ def insert_phrases(conn: sa.Connection, phrases: list[dict[str, Any]], batch_id:
     mark = {"qmark": "?", "numeric": None, "named": None}.get(dialect.paramstyle, "%s")
     if mark is None:  # a driver with another style: let SQLAlchemy bind
         for part in chunks(phrases, INSERT_CHUNK):
-            conn.execute(sa.insert(store.PhraseRow.__table__),
+            conn.execute(insert_ignoring(conn, store.PhraseRow.__table__, ["norm_hash"]),
                          [{**{k: v for k, v in p.items() if k != "meta_json"}, "batch_id": batch_id} for p in part])
         return
     quote = dialect.identifier_preparer.quote
+    # ON CONFLICT DO NOTHING: a phrase a concurrent ingestion committed first is skipped, not an error; the
+    # caller counts what landed (`write_batch`) and checks the batch again when something did not.
     sql = (f"INSERT INTO {quote('phrases')} ({', '.join(quote(c) for c in _PHRASE_COLUMNS)}) "
-           f"VALUES ({', '.join([mark] * len(_PHRASE_COLUMNS))})")
+           f"VALUES ({', '.join([mark] * len(_PHRASE_COLUMNS))}) ON CONFLICT ({quote('norm_hash')}) DO NOTHING")
     for part in chunks(phrases, INSERT_CHUNK):
         conn.exec_driver_sql(sql, [(p["text"], p["norm_hash"], entities_json(p["entities"]), p["split"],
                                     p["is_validation"], p["group"], p["meta_json"], p["n_depart"], p["n_arrivee"],
@@ -120,24 +137,79 @@ def entities_json(entities: list[dict[str, Any]]) -> str:
     ) + "]"
 
 
+def insert_ignoring(conn: sa.Connection, table: sa.Table, keys: list[str]) -> Any:
+    """INSERT ... ON CONFLICT (keys) DO NOTHING where the dialect has it (PostgreSQL, SQLite); elsewhere a
+    plain INSERT, whose conflict is an IntegrityError that ingestion retries like a lost race."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif conn.dialect.name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:
+        return sa.insert(table)
+    return insert(table).on_conflict_do_nothing(index_elements=keys)
+
+
 def write_batch(engine: Engine, batch: dict[str, Any], phrases: list[dict[str, Any]],
                 quarantine: list[dict[str, Any]], new_places: set[str]) -> int:
     """One transaction per batch: the batch row (`batch`: store.Batch's columns), its phrases, its quarantine
-    and new place names. Returns the batch id."""
+    and new place names. Returns the batch id.
+
+    Safe beside concurrent ingestions: an accepted batch whose bytes another ingestion accepted meanwhile
+    raises AlreadyIngested; a phrase another one stored first, or a deadlock between two of them, rolls the
+    whole batch back and raises StoreRaced, so the caller checks it against the store again (that phrase is
+    then a duplicate, or a conflict, exactly as if the two had run one after the other)."""
     try:
         with store.session(engine) as s:
             row = store.Batch(**batch)
             s.add(row)
-            s.flush()
+            s.flush()  # first a write: on SQLite the transaction holds the write lock from here on
+            if batch["status"] == "accepted":
+                _refuse_accepted_twice(s.connection(), batch["sha256"], row.id)
             insert_phrases(s.connection(), phrases, row.id)
+            if phrases:
+                landed = s.scalar(sa.select(sa.func.count()).select_from(store.PhraseRow)
+                                  .where(store.PhraseRow.batch_id == row.id))
+                if landed != len(phrases):
+                    raise StoreRaced(f"{len(phrases) - (landed or 0)} phrase(s) stored by another ingestion first")
             for part in chunks(quarantine, INSERT_CHUNK):
                 s.execute(sa.insert(store.QuarantinedRow.__table__), [{**q, "batch_id": row.id} for q in part])
             places = sorted(n for n in new_places if len(n) <= 512)
             for part in chunks(places, INSERT_CHUNK):
-                s.execute(sa.insert(store.PlaceName.__table__), [{"name": n} for n in part])
+                s.execute(insert_ignoring(s.connection(), store.PlaceName.__table__, ["name"]),
+                          [{"name": n} for n in part])
             return row.id
     except sa.exc.IntegrityError as exc:
+        if _is_unique_violation(exc):  # a dialect without ON CONFLICT lost a race
+            raise StoreRaced(str(exc.orig)) from None
         raise TrajetError(f"{batch['source']}: the store changed during ingestion ({exc.orig}); run it again") from None
+    except sa.exc.OperationalError as exc:
+        if _is_lock_conflict(exc):
+            raise StoreRaced(" ".join(str(exc.orig).split())) from None
+        raise
+
+
+def _refuse_accepted_twice(conn: sa.Connection, sha: str, batch_id: int) -> None:
+    """Raise AlreadyIngested when another accepted batch has these bytes. PostgreSQL: an advisory lock on the
+    sha, held to commit, makes the check and the write one step; SQLite: the write lock taken by the batch
+    row already does."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:space, :key)"),
+                     {"space": _LOCK_SPACE, "key": int(sha[:7], 16)})
+    other = conn.scalar(select(store.Batch.id).where(store.Batch.sha256 == sha, store.Batch.status == "accepted",
+                                                     store.Batch.id != batch_id).limit(1))
+    if other is not None:
+        raise AlreadyIngested(other)
+
+
+def _is_unique_violation(exc: sa.exc.DBAPIError) -> bool:
+    code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    return code == "23505" or "UNIQUE constraint failed" in str(exc.orig)
+
+
+def _is_lock_conflict(exc: sa.exc.DBAPIError) -> bool:
+    """A deadlock PostgreSQL broke by aborting us, or SQLite's busy timeout: both pass on a second try."""
+    code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    return code in ("40P01", "40001") or "database is locked" in str(exc.orig)
 
 
 def quarantine_rows(engine: Engine, batch_id: int) -> tuple[store.Batch, list[store.QuarantinedRow]]:

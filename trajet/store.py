@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from array import array
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,6 +28,8 @@ from trajet.phrases import Entity, Phrase
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 SPLITS = ("train", "validation", "test")
+SQLITE_BUSY_TIMEOUT_S = 60.0
+SNAPSHOT_CHUNK = 10_000  # rows per fetch and per insert when a snapshot is taken (~30 MB of rows)
 
 
 class Base(DeclarativeBase):
@@ -132,8 +135,10 @@ def get_engine(url: str | None = None) -> Engine:
                           "postgresql+psycopg://user@host:5432/trajet or sqlite:////path/trajet.db)") from None
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
         Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    # SQLite lets one writer in at a time: parallel ingests wait for each other's batch (seconds), not 5 s and fail
+    connect_args = {"timeout": SQLITE_BUSY_TIMEOUT_S} if parsed.get_backend_name() == "sqlite" else {}
     try:
-        engine = sa.create_engine(url)
+        engine = sa.create_engine(url, connect_args=connect_args)
     except (sa.exc.NoSuchModuleError, ImportError) as exc:
         raise TrajetError(f"cannot use the database {parsed.render_as_string(hide_password=True)}: no driver for "
                           f"{parsed.drivername} here ({exc}); Trajet supports sqlite and postgresql+psycopg") from None
@@ -344,12 +349,16 @@ def create_snapshot(engine: Engine) -> SnapshotInfo:
     cols = (PhraseRow.id, PhraseRow.norm_hash, PhraseRow.text, PhraseRow.entities, PhraseRow.split,
             PhraseRow.is_validation)
     with session(engine) as s:
-        rows = sorted(s.execute(select(*cols).where(~held_for_review())).all(), key=lambda r: r.norm_hash)
+        # Streamed in hash order and hashed on the way; only the ids are kept (8 bytes a phrase), so a
+        # million-phrase store is snapshotted in flat memory.
+        rows = s.execute(select(*cols).where(~held_for_review()).order_by(hash_order(engine)).execution_options(yield_per=SNAPSHOT_CHUNK))
         digest = hashlib.sha256()
         counts = dict.fromkeys(SPLITS, 0)
+        ids = array("q")
         for row in rows:
             digest.update(_content_line(row).encode("utf-8") + b"\n")
             counts[effective_split(row.split, bool(row.is_validation))] += 1
+            ids.append(row.id)
         content_hash = digest.hexdigest()
         existing = s.scalar(select(Snapshot).where(Snapshot.content_hash == content_hash))
         if existing is not None:
@@ -357,9 +366,16 @@ def create_snapshot(engine: Engine) -> SnapshotInfo:
         snap = Snapshot(content_hash=content_hash, counts=counts)
         s.add(snap)
         s.flush()
-        if rows:
-            s.execute(sa.insert(SnapshotPhrase), [{"snapshot_id": snap.id, "phrase_id": r.id} for r in rows])
+        for start in range(0, len(ids), SNAPSHOT_CHUNK):
+            s.execute(sa.insert(SnapshotPhrase),
+                      [{"snapshot_id": snap.id, "phrase_id": i} for i in ids[start : start + SNAPSHOT_CHUNK]])
         return SnapshotInfo(snap.id, content_hash, counts)
+
+
+def hash_order(engine: Engine) -> Any:
+    """ORDER BY for the content hash: the hex hashes in byte order, as Python sorts them, whatever the
+    PostgreSQL database's collation."""
+    return PhraseRow.norm_hash.collate("C") if engine.dialect.name == "postgresql" else PhraseRow.norm_hash
 
 
 def get_snapshot(engine: Engine, snapshot_id: int) -> SnapshotInfo:

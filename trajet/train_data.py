@@ -39,8 +39,17 @@ def load_training_data(
     *,
     snapshot_id: int | None = None,
     engine: Any = None,
+    snapshot_uri: str | None = None,
 ) -> tuple[list[Phrase], list[Phrase], str]:
-    """(train, validation, content hash) from files or from a store snapshot."""
+    """(train, validation, content hash) from files, an exported snapshot (`snapshot_uri`: a folder or S3, no
+    database needed) or a store snapshot."""
+    if snapshot_uri is not None:
+        from trajet.snapshot_reader import SnapshotReader
+
+        train, val, content_hash = SnapshotReader(snapshot_uri).training_data()
+        if not train:
+            raise TrajetError(f"snapshot {snapshot_uri} has no training phrases")
+        return train, val, content_hash
     if train_path is not None:
         train = read_phrases(train_path)
         if validation_path is not None:

@@ -95,6 +95,9 @@ class _Validator:
 
 _lock = threading.Lock()
 _validator: _Validator | None = None
+# One suite run at a time per process: GX's context is not known to be thread-safe, and batches ingested by
+# parallel threads (the ingest flow's fan-out) lose nothing by it, the suite being Python under the GIL anyway.
+_run_lock = threading.Lock()
 
 
 def _build() -> _Validator:
@@ -132,10 +135,11 @@ def run_suite(frame: Any, suite: str = "rows") -> dict[int, list[str]]:
     if len(frame) == 0:
         return {}
     definition = _get_validator().definitions[suite]
-    result = definition.run(
-        batch_parameters={"dataframe": frame},
-        result_format={"result_format": "COMPLETE", "unexpected_index_column_names": ["row_id"]},
-    )
+    with _run_lock:
+        result = definition.run(
+            batch_parameters={"dataframe": frame},
+            result_format={"result_format": "COMPLETE", "unexpected_index_column_names": ["row_id"]},
+        )
     failures: dict[int, list[str]] = {}
     for res in result.results:
         exc = res.exception_info or {}

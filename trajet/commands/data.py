@@ -68,6 +68,36 @@ def stats_cmd(
         console.print(table)
 
 
+@data_app.command("export-snapshot")
+def export_snapshot_cmd(
+    snapshot: int | None = typer.Option(None, "--snapshot", help="Store snapshot id (default: a new snapshot)."),
+    to: str | None = typer.Option(None, "--to", help="Export root: a folder or s3://bucket/prefix "
+                                  "(default: TRAJET_SNAPSHOT_ROOT, else the registry, TRAJET_REGISTRY_URI)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the manifest and URI as JSON."),
+) -> None:
+    """Export a store snapshot once as Parquet under its content hash (verified and reused if already there).
+
+    Prints the snapshot URI that `trajet train --snapshot-uri` and the finetune flow read without the database."""
+    import json
+
+    from trajet import store
+    from trajet.snapshot_export import default_root, export_snapshot
+
+    engine = store.open_store().engine
+    result = export_snapshot(engine, to or default_root(), snapshot)
+    m = result.manifest
+    if as_json:
+        typer.echo(json.dumps({"uri": result.uri, "snapshot_id": result.snapshot_id, "reused": result.reused,
+                               "seconds": round(result.seconds, 2), "manifest": json.loads(m.to_json())}, indent=2))
+        return
+    verb = "verified existing export of" if result.reused else "exported"
+    counts = ", ".join(f"{k} {v}" for k, v in m.counts.items())
+    Console(stderr=True).print(
+        f"{verb} snapshot {result.snapshot_id} ({m.rows} phrases: {counts}; {m.size / 1e6:.1f} MB, "
+        f"sha256 {m.sha256[:12]}...) in {result.seconds:.1f} s", highlight=False, soft_wrap=True)
+    typer.echo(result.uri)
+
+
 def register(app: typer.Typer) -> None:
     app.command("generate")(generate_cmd)
     app.add_typer(data_app, name="data")

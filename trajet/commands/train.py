@@ -27,6 +27,9 @@ def train(
         None, "--validation", help="Validation phrases; default: 1/8 of --train chosen by hash of the text."
     ),
     snapshot: int | None = typer.Option(None, "--snapshot", help="Store snapshot id (default: a new snapshot)."),
+    snapshot_uri: str | None = typer.Option(
+        None, "--snapshot-uri", help="An exported snapshot (`trajet data export-snapshot`): <root>/snapshots/<hash>, "
+        "a folder or s3://; read and checksum-verified without the database."),
     output: Path | None = typer.Option(None, "--output", "-o", help="Model directory (default: TRAJET_HOME/models/latest)."),
     preset: str = typer.Option("auto", "--preset", envvar="TRAJET_TRAIN_PRESET",
                                help="reference, camembert, mini, minilm, tiny; auto = camembert on CUDA, mini on CPU."),
@@ -50,7 +53,10 @@ def train(
     launch = Launch(nproc, nnodes, node_rank, rdzv_endpoint, ddp_backend).check()
     cfg = config_for(preset, parse_set_options(sets))
     output = output or home() / "models" / "latest"
-    tr, val, content_hash = load_training_data(train_file, validation_file, snapshot_id=snapshot)
+    if snapshot_uri is not None and (train_file is not None or snapshot is not None):
+        raise TrajetError("--snapshot-uri reads an exported snapshot: give it without --train or --snapshot")
+    tr, val, content_hash = load_training_data(train_file, validation_file, snapshot_id=snapshot,
+                                               snapshot_uri=snapshot_uri)
     where = f" in {nproc * nnodes} processes ({launch.resolved_backend()})" if launch.distributed else ""
     console.print(f"training [bold]{escape(cfg.preset)}[/] ({escape(cfg.base_model)}) on {len(tr)} phrases, "
                   f"validating on {len(val)}{where}", highlight=False)
