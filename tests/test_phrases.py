@@ -13,6 +13,8 @@ from trajet.phrases import (
     PhraseError,
     bio_to_spans,
     conll_to_phrase,
+    iter_jsonl,
+    iter_lines,
     normalise_text,
     read_conll,
     read_jsonl,
@@ -100,8 +102,9 @@ def test_bad_lines_name_file_line_and_reason(tmp_path):
         read_jsonl(f)
     assert exc.value.line == 2 and "bad.jsonl:2" in str(exc.value) and "start, end and label" in exc.value.reason
     f.write_bytes(b'{"text": "ok"}\n{"text": "\xff"}\n')
-    with pytest.raises(DataFileError, match="not UTF-8"):
+    with pytest.raises(DataFileError, match="not UTF-8") as exc:
         read_jsonl(f)
+    assert exc.value.line == 2 and "byte 25" in exc.value.reason  # offset in the file, though read line by line
     c = tmp_path / "bad.conll"
     c.write_text("de\tO\nParis\tI-DEPART\n")
     with pytest.raises(DataFileError, match="bad.conll:1: malformed BIO"):
@@ -233,3 +236,13 @@ def test_tokenize_cuts_as_the_scan_does():
     for text in texts:
         spans = list(_scan(text, 0, len(text), default_splitter()))
         assert [(t.start, t.end, t.text) for t in tokenize(text)] == [(a, b, text[a:b]) for a, b in spans]
+
+
+def test_jsonl_lines_read_as_written(tmp_path):
+    """Read a line at a time: a BOM, CRLF endings, blank lines, U+2028 inside a string and no final newline
+    all give the rows the file holds, numbered as an editor numbers them."""
+    f = tmp_path / "a.jsonl"
+    f.write_bytes(b'\xef\xbb\xbf{"text": "de Paris \xc3\xa0 Lyon"}\r\n\r\n{"text": "a\xe2\x80\xa8b"}\n{"text": "x"}')
+    assert [(n, line) for n, line in iter_lines(f)] == [
+        (1, '{"text": "de Paris \u00e0 Lyon"}'), (3, '{"text": "a\u2028b"}'), (4, '{"text": "x"}')]
+    assert [p.text for p in iter_jsonl(f)] == ["de Paris \u00e0 Lyon", "a\u2028b", "x"]

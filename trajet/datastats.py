@@ -4,7 +4,7 @@ no-trip share, sentences ending on a place, and how many test places the model n
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from trajet.labels import ENTITY_TYPES, LABELS
@@ -16,56 +16,86 @@ def surface_key(text: str) -> str:
     return normalise_text(text.replace("-", " "))
 
 
-def split_stats(phrases: Sequence[Phrase]) -> dict[str, Any]:
-    entities: Counter[str] = Counter()
-    tags: Counter[str] = Counter()
-    patterns: Counter[str] = Counter()
-    groups: Counter[str] = Counter()
-    no_trip = ends_on_place = 0
-    for p in phrases:
+class SplitCounter:
+    """The numbers of one split, counted a phrase at a time: memory holds the counters, not the phrases."""
+
+    def __init__(self) -> None:
+        self.entities: Counter[str] = Counter()
+        self.tags: Counter[str] = Counter()
+        self.patterns: Counter[str] = Counter()
+        self.groups: Counter[str] = Counter()
+        self.n = self.no_trip = self.ends_on_place = 0
+
+    def add(self, p: Phrase) -> None:
         _, bio = p.tokens_and_tags()
-        tags.update(bio)
-        entities.update(e.label for e in p.entities)
-        patterns[str(p.meta.get("pattern", "?"))] += 1
-        groups[str(p.meta.get("group", "?"))] += 1
+        self.n += 1
+        self.tags.update(bio)
+        self.entities.update(e.label for e in p.entities)
+        self.patterns[str(p.meta.get("pattern", "?"))] += 1
+        self.groups[str(p.meta.get("group", "?"))] += 1
         if not p.entities:
-            no_trip += 1
+            self.no_trip += 1
         elif max(e.end for e in p.entities) == len(p.text.rstrip()):
-            ends_on_place += 1
-    n = len(phrases)
-    return {
-        "sentences": n,
-        "entities": {label: entities.get(label, 0) for label in ENTITY_TYPES},
-        "tags": {label: tags.get(label, 0) for label in LABELS},
-        "no_trip": no_trip,
-        "no_trip_share": no_trip / n if n else 0.0,
-        "ends_on_place_share": ends_on_place / n if n else 0.0,
-        "patterns": dict(sorted(patterns.items())),
-        "groups": dict(sorted(groups.items())),
-    }
+            self.ends_on_place += 1
+
+    def result(self) -> dict[str, Any]:
+        n = self.n
+        return {
+            "sentences": n,
+            "entities": {label: self.entities.get(label, 0) for label in ENTITY_TYPES},
+            "tags": {label: self.tags.get(label, 0) for label in LABELS},
+            "no_trip": self.no_trip,
+            "no_trip_share": self.no_trip / n if n else 0.0,
+            "ends_on_place_share": self.ends_on_place / n if n else 0.0,
+            "patterns": dict(sorted(self.patterns.items())),
+            "groups": dict(sorted(self.groups.items())),
+        }
 
 
-def unseen_places(train: Sequence[Phrase], test: Sequence[Phrase]) -> dict[str, Any]:
-    """Share of test entity surfaces (normalised) that never occur as an entity surface in train."""
-    seen = {surface_key(p.text[e.start : e.end]) for p in train for e in p.entities}
-    occurrences = [surface_key(p.text[e.start : e.end]) for p in test for e in p.entities]
-    unique = set(occurrences)
-    unseen_occ = sum(1 for s in occurrences if s not in seen)
-    unseen_unique = sum(1 for s in unique if s not in seen)
+def split_stats(phrases: Iterable[Phrase]) -> dict[str, Any]:
+    counter = SplitCounter()
+    for p in phrases:
+        counter.add(p)
+    return counter.result()
+
+
+def _surfaces(phrases: Iterable[Phrase], counter: SplitCounter | None = None) -> Counter[str]:
+    """Entity surfaces (normalised) with their counts; counts the split's other numbers on the way."""
+    surfaces: Counter[str] = Counter()
+    for p in phrases:
+        if counter is not None:
+            counter.add(p)
+        surfaces.update(surface_key(p.text[e.start : e.end]) for e in p.entities)
+    return surfaces
+
+
+def _unseen(seen: Counter[str], test: Counter[str]) -> dict[str, Any]:
+    occurrences = sum(test.values())
+    unseen_occ = sum(count for s, count in test.items() if s not in seen)
+    unseen_unique = sum(1 for s in test if s not in seen)
     return {
-        "test_entities": len(occurrences),
+        "test_entities": occurrences,
         "unseen_entities": unseen_occ,
-        "rate": unseen_occ / len(occurrences) if occurrences else 0.0,
-        "test_surfaces": len(unique),
+        "rate": unseen_occ / occurrences if occurrences else 0.0,
+        "test_surfaces": len(test),
         "unseen_surfaces": unseen_unique,
-        "surface_rate": unseen_unique / len(unique) if unique else 0.0,
+        "surface_rate": unseen_unique / len(test) if test else 0.0,
     }
 
 
-def dataset_stats(splits: dict[str, Sequence[Phrase]]) -> dict[str, Any]:
-    out: dict[str, Any] = {"splits": {name: split_stats(ph) for name, ph in splits.items()}}
+def unseen_places(train: Iterable[Phrase], test: Iterable[Phrase]) -> dict[str, Any]:
+    """Share of test entity surfaces (normalised) that never occur as an entity surface in train."""
+    return _unseen(_surfaces(train), _surfaces(test))
+
+
+def dataset_stats(splits: Mapping[str, Iterable[Phrase]]) -> dict[str, Any]:
+    """One pass over each split (an iterable is read once, so a file can be streamed); memory grows with the
+    distinct place names and pattern families, not with the number of phrases."""
+    counters = {name: SplitCounter() for name in splits}
+    surfaces = {name: _surfaces(phrases, counters[name]) for name, phrases in splits.items()}
+    out: dict[str, Any] = {"splits": {name: c.result() for name, c in counters.items()}}
     if "train" in splits and "test" in splits:
-        out["unseen"] = unseen_places(splits["train"], splits["test"])
+        out["unseen"] = _unseen(surfaces["train"], surfaces["test"])
     families = set()
     for s in out["splits"].values():
         families |= set(s["patterns"])

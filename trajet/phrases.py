@@ -219,26 +219,35 @@ BOM = "\ufeff"  # a UTF-8 byte-order mark some editors write first: not part of 
 
 
 def iter_lines(path: str | Path) -> Iterator[tuple[int, str]]:
-    """(line number, line without its newline) for every non-blank line; refuses non-UTF-8 by name."""
+    """(line number, line without its newline) for every non-blank line; refuses non-UTF-8 by name.
+
+    Read a line at a time, so a file of a million phrases costs one line of memory, not the file."""
     p = Path(path)
-    try:
-        content = p.read_text(encoding="utf-8").removeprefix(BOM)
-    except UnicodeDecodeError as exc:
-        line = p.read_bytes()[: exc.start].count(b"\n") + 1
-        raise DataFileError(p, line, f"not UTF-8 text (byte {exc.start})") from None
-    for n, line in enumerate(split_lines(content), start=1):
-        if line.strip():
-            yield n, line
+    offset = 0
+    with p.open("rb") as fh:
+        for n, raw in enumerate(fh, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise DataFileError(p, n, f"not UTF-8 text (byte {offset + exc.start})") from None
+            offset += len(raw)
+            if n == 1:
+                line = line.removeprefix(BOM)
+            line = line.removesuffix("\n").removesuffix("\r")
+            if line.strip():
+                yield n, line
+
+
+def iter_jsonl(path: str | Path) -> Iterator[Phrase]:
+    for n, raw in iter_lines(path):
+        try:
+            yield parse_jsonl_line(raw)
+        except PhraseError as exc:
+            raise DataFileError(path, n, str(exc)) from None
 
 
 def read_jsonl(path: str | Path) -> list[Phrase]:
-    out = []
-    for n, raw in iter_lines(path):
-        try:
-            out.append(parse_jsonl_line(raw))
-        except PhraseError as exc:
-            raise DataFileError(path, n, str(exc)) from None
-    return out
+    return list(iter_jsonl(path))
 
 
 def phrase_to_json(phrase: Phrase) -> str:

@@ -51,7 +51,7 @@ def stats_cmd(
     import json
 
     from trajet.datastats import dataset_stats, render
-    from trajet.phrases import read_jsonl
+    from trajet.phrases import iter_jsonl
 
     folder = _phrases_dir(data_dir)
     splits = {}
@@ -59,7 +59,7 @@ def stats_cmd(
         path = folder / f"{split}.jsonl"
         if not path.exists():
             raise TrajetError(f"{path}: not found (run `trajet generate` first)")
-        splits[split] = read_jsonl(path)
+        splits[split] = iter_jsonl(path)
     stats = dataset_stats(splits)
     if json_out:
         typer.echo(json.dumps(stats, ensure_ascii=False, indent=2))
