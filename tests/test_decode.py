@@ -161,3 +161,23 @@ def test_table_driven_viterbi_answers_as_the_first_one_did(rows, closed, with_cl
 def test_closed_words_answer_the_same_the_second_time():
     words = ["de", "La", "Rochelle", "St.", "→", "", "l'", "Lyon"]
     assert decode.closed_words(words) == decode.closed_words(words) == [True, True, False, True, True, False, True, False]
+
+
+def test_no_known_name_ends_on_a_word_decoding_closes():
+    """The rule costs nothing on names people use: no gazetteer spelling and no annotated entity in `data/`
+    ends on a `NEVER_LAST` word (one-word communes named like a function word, `Y`, are the gazetteer's own
+    exception, filtered where names are matched)."""
+    from pathlib import Path
+
+    from trajet.lexicon import FUNCTION_WORDS, gazetteer_entries
+    from trajet.phrases import normalise_text, read_phrases, tokenize
+
+    assert {"sur", "qui", "je", "votre"} <= decode.NEVER_LAST and "vers" not in decode.NEVER_LAST
+    ends = {e[-1] for e in gazetteer_entries() if len(e) > 1 or e[-1] not in FUNCTION_WORDS}
+    assert len(ends) > 5000 and not ends & decode.NEVER_LAST
+    root = Path(__file__).resolve().parent.parent / "data"
+    annotated = [p for f in sorted(root.rglob("*.jsonl")) for p in read_phrases(f)]
+    last = {normalise_text(tokenize(p.text[e.start:e.end])[-1].text) for p in annotated for e in p.entities}
+    assert len(annotated) > 10000 and len(last) > 1000 and not last & decode.NEVER_LAST
+    words = ["Je", "redescends", "de", "Grésanerque", "sur", "Lormoigny", "qui", "Vers"]
+    assert decode.closed_words(words) == [True, False, True, False, True, False, True, False]

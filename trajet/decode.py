@@ -8,9 +8,13 @@ module returns the one with the highest total log-probability (Viterbi over tag 
 "arrival used"). When the per-word best tags already keep the rules they are that optimum, so the search runs
 only on the few sentences that break one, and costs nothing on the rest.
 
-One more rule comes from the words themselves: no place name ends on a function word (`la`, `de`, `l'`, `à`...;
-none of the gazetteer's 15,000 names and none of the 19,000 annotated entities does), but a small encoder tags
-the `la` of "la carte Avantage" or the `le` of "par le TGV" as a place now and then. Words marked `closed` can
+One more rule comes from the words themselves: no place name ends on a function word (`la`, `de`, `l'`, `à`...),
+a preposition, a conjunction, a pronoun or a possessive (`sur`, `qui`, `je`, `votre`...): none of the gazetteer's
+33,000 spellings of names and none of the annotated entities in `data/` does (checked when the list was set;
+`tests/test_decode.py` checks it again). Yet a small encoder tags the `la` of "la carte Avantage" as a place now
+and then, and lets a name it has never seen run into the next word ("Grésanerque sur Lormoigny", "X qui").
+Words that end a name stay open: `Vers`, `entre`, `notre`, `via` (Font-Romeu-Odeillo-Via), `ce` (Les Ponts-de-Cé),
+`elle` (Moon-sur-Elle), `son` (Lalande-en-Son), all written without hyphens now and then. Words marked `closed` can
 begin or sit inside an entity (`La Rochelle`, `Paris Gare de Lyon`), never end one; nor can a word that ends
 on punctuation, as no annotation may (ingestion's "span edge is space or punctuation").
 """
@@ -35,13 +39,13 @@ ONCE = ("DEPART", "ARRIVEE")
 
 
 def closed_words(words: Sequence[str]) -> list[bool]:
-    """Which words cannot end an entity: the function words, and words ending on punctuation or a symbol (the
+    """Which words cannot end an entity: the closed-class words (`NEVER_LAST`), and words ending on punctuation or a symbol (the
     `St.` of `St.Herlain`), which ingestion refuses as a span's edge."""
     out = []
     for w in words:
         closed = _CLOSED.get(w)
         if closed is None:
-            closed = normalise_text(w) in FUNCTION_WORDS or bool(w) and unicodedata.category(w[-1])[0] in "PZSC"
+            closed = normalise_text(w) in NEVER_LAST or bool(w) and unicodedata.category(w[-1])[0] in "PZSC"
             if len(_CLOSED) >= 100_000:
                 _CLOSED.clear()
             _CLOSED[w] = closed
@@ -50,6 +54,11 @@ def closed_words(words: Sequence[str]) -> list[bool]:
 
 
 _CLOSED: dict[str, bool] = {}  # per word: requests repeat their words
+NEVER_LAST = FUNCTION_WORDS | frozenset(
+    "sur sous par pour dans avec chez depuis jusqu jusque puis ou mais donc car sans selon pendant apres "
+    "qui que quoi dont qu' je j' tu il nous vous ils elles on me m' te t' se s' ne n' moi toi lui leur "
+    "c' cet cette ces mon ma mes ton ta tes sa ses votre nos vos leurs un une".split()
+)
 
 
 def is_valid(tag_ids: Sequence[int], closed: Sequence[bool] | None = None) -> bool:
