@@ -136,6 +136,42 @@ def step_loader(mode: str, uri: str, url: str, snapshot_id: int) -> dict:
             "phrases": n}
 
 
+def step_trainset(mode: str, uri: str, home: str) -> dict:
+    """What `trajet train` builds before its first step, with the default preset: the lexicon, the augmented
+    training set (its tokenized cache) and the validation encodings, then one epoch's first 50 batches drawn.
+    lists: from `training_data()` lists (as before); stream: from `training_splits()` (the snapshot streamed, the
+    cache memory-mapped). The base is the preset's built on the project corpus alone (built once, not timed)."""
+    import pyarrow  # noqa: F401 - imported before the baseline, as in a training process
+
+    from trajet import train as T
+    from trajet.snapshot_reader import SnapshotReader
+    from trajet.train_config import config_for
+    from trajet.train_data import weighted
+
+    config = config_for("mini", {}, environ={})
+    _, tokenizer, model = T._load_base(config, (), None)
+    if mode == "warm":  # builds the base into TRAJET_HOME, so the measured runs only load it
+        return {"peak_rss_mb": rss_mb("VmHWM")}
+    reader = SnapshotReader(uri)
+    base, t0 = rss_mb(), time.perf_counter()
+    train, val, _ = reader.training_data() if mode == "lists" else reader.training_splits()
+    train = weighted(train, config.human_weight)
+    lexicon = T._attach_lexicon(model, config, train)
+    cache = None if isinstance(train, list) else Path(home) / "tokens" / "train.arrow"
+    dataset = T._train_dataset(train, tokenizer, lexicon, config, cache)
+    built = time.perf_counter() - t0
+    val_ds, _ = T._validation_dataset(val, tokenizer, lexicon, config)
+    drawn = sum(len(dataset[i]["input_ids"]) for i in range(min(len(dataset), 50 * config.batch_size)))
+    # RSS counts the mapped file's pages that were read (RssFile): page cache the kernel may drop, unlike the
+    # process's own memory (RssAnon). Both now, at the end, besides the peak of the two together.
+    anon, file_backed = rss_mb("RssAnon"), rss_mb("RssFile")
+    if cache is not None:
+        cache.unlink()
+    return {"seconds": round(time.perf_counter() - t0, 2), "build_s": round(built, 2), "base_rss_mb": base,
+            "peak_rss_mb": rss_mb("VmHWM"), "rss_anon_mb": anon, "rss_file_mb": file_backed, "train_rows": len(dataset), "validation_rows": len(val_ds),
+            "drawn_tokens": drawn}
+
+
 def step_stats(folder: str) -> dict:
     """`trajet data stats --dir FOLDER --json`, in this process so its peak can be read."""
     import contextlib
@@ -155,7 +191,7 @@ def step_stats(folder: str) -> dict:
 
 
 STEPS = {"ingest": step_ingest, "snapshot": step_snapshot, "export": step_export, "loader": step_loader,
-         "stats": step_stats}
+         "trainset": step_trainset, "stats": step_stats}
 
 
 # ------------------------------------------------------------------------------------------------ driver
@@ -252,6 +288,9 @@ def bench_size(n: int, args: argparse.Namespace, tmp: Path) -> dict:
         env = {**os.environ, "TRAJET_HOME": str(tmp / "reader_home")}
         for mode in ("lists", "stream", "db"):
             result[f"loader_{mode}"] = run_step(child("loader", mode, exp["uri"], url, str(snap["snapshot_id"])), env)
+        if args.trainset:
+            for mode in ("warm", "lists", "stream"):
+                result[f"trainset_{mode}"] = run_step(child("trainset", mode, exp["uri"], str(tmp)), env)
         result["data_stats"] = run_step(child("stats", str(tmp / "data" / "stats")))
     finally:
         if not args.keep_databases:
@@ -281,6 +320,8 @@ def main() -> None:
     parser.add_argument("--pg", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
     parser.add_argument("--file-rows", type=int, default=50_000, help="rows per inbox file (the unit of ingestion)")
     parser.add_argument("--keep-databases", action="store_true")
+    parser.add_argument("--trainset", action="store_true", help="also build the default preset's training set "
+                        "(tokenized cache) from lists and from the stream: slow (minutes a 100k phrases)")
     parser.add_argument("--tmp", default=None, help="scratch folder (default: a temporary one)")
     args = parser.parse_args()
     print(f"# {os.cpu_count()} CPUs, load average {os.getloadavg()}, pid {os.getpid()}", file=sys.stderr)

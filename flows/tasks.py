@@ -79,7 +79,8 @@ def train_task(
     if snapshot_uri:
         from trajet.snapshot_reader import SnapshotReader
 
-        train_split, validation, _ = SnapshotReader(snapshot_uri, expected_hash=snapshot_hash or None).training_data()
+        train_split, validation, _ = SnapshotReader(snapshot_uri,
+                                                    expected_hash=snapshot_hash or None).training_splits()
     else:
         from trajet import store
 

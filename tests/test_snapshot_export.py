@@ -66,7 +66,7 @@ def test_export_holds_exactly_the_snapshot_and_reads_back_without_the_database(e
     train, validation, content_hash = load_training_data(snapshot_uri=result.uri + "/" + MANIFEST)
     assert content_hash == snap.content_hash
     assert (len(train), len(validation)) == (snap.counts["train"], snap.counts["validation"])
-    big = [p for p in train + validation + reader.phrases("test") if p.meta.get("meta")]
+    big = [p for p in [*train, *validation, *reader.phrases("test")] if p.meta.get("meta")]
     assert [p.meta for p in big] == [{"split": "train", "pattern": "p1", "noise": ["typo"],
                                       "meta": {"source": "crm", "score": 0.25}}]
 
@@ -197,3 +197,42 @@ def test_cli_exports_then_trains_from_the_uri_only(sqlite_engine, tmp_path):
     bad = subprocess.run([sys.executable, "-m", "trajet", "train", "--snapshot-uri", uri, "--snapshot", "1"],
                          cwd=REPO, capture_output=True, text=True, env=env)
     assert bad.returncode == 2 and "give it without --train or --snapshot" in bad.stderr
+
+
+@pytest.mark.parametrize("augment", [{"augment": 0.5, "augment_place_prob": 0.5, "augment_compose": 0.2},
+                                     {"augment": 0.0}])
+def test_training_streams_the_snapshot_and_trains_the_same_model_as_from_lists(sqlite_engine, tmp_path, monkeypatch,
+                                                                                augment):
+    """The snapshot's splits are streamed (`SnapshotSplit`: no list of phrases; the tokenized sentences go to a
+    memory-mapped file, removed after), and the model is byte for byte the one the lists give."""
+    from flow_data import TINY_TRAINING
+
+    from trajet import token_cache
+    from trajet.minibase import MiniSpec, build_mini
+    from trajet.snapshot_reader import SnapshotSplit
+    from trajet.train import train_model
+    from trajet.train_config import config_for
+
+    _ingest(sqlite_engine, tmp_path / "in", _rows())
+    reader = SnapshotReader(export_snapshot(sqlite_engine, str(tmp_path / "root")).uri)
+    train, validation, _ = reader.training_data()
+    s_train, s_validation, _ = reader.training_splits()
+    assert isinstance(s_train, SnapshotSplit) and not hasattr(s_train, "__getitem__")
+    assert (len(s_train), len(s_validation)) == (len(train), len(validation))
+    base = build_mini([p.text for p in train], tmp_path / "base", MiniSpec.named("tiny"))
+    cfg = config_for("tiny", {"base_model": str(base), "human_weight": 2, **TINY_TRAINING, **augment}, environ={})
+    caches: list[Path] = []
+    real = token_cache.TokenCache.__init__
+
+    def spy(self, path, rows):
+        caches.append(Path(path))
+        real(self, path, rows)
+
+    monkeypatch.setattr(token_cache.TokenCache, "__init__", spy)
+    listed = train_model(train, validation, cfg, tmp_path / "listed", progress=False)
+    assert caches == []
+    streamed = train_model(s_train, s_validation, cfg, tmp_path / "streamed", progress=False)
+    assert caches == [tmp_path / ".streamed.tokens" / "train-rank0.arrow"] and not caches[0].parent.exists()
+    weights = [hashlib.sha256((r.output_dir / "model.safetensors").read_bytes()).hexdigest() for r in (listed, streamed)]
+    scores = [{k: v for k, v in r.best_metrics.items() if k.startswith(("f1", "loss"))} for r in (listed, streamed)]
+    assert weights[0] == weights[1] and scores[0] == scores[1] and "f1_macro" in scores[0] and listed.steps == 40

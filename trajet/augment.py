@@ -24,11 +24,13 @@ import random
 import re
 from collections import Counter
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from trajet.encoding import encode_words
 from trajet.lexicon import BEGINS, PLACE_TYPES, drop_spans, match_case
 from trajet.phrases import Phrase, Token, bio_to_spans
+from trajet.token_cache import TokenCache
 
 KEEP_MOST_FREQUENT = 200  # the cue words (de, à, via, vers, depuis, correspondance, escale...) rank below this
 WORD_PROB = 0.35  # share of the rare context words of an augmented sentence that are replaced
@@ -208,11 +210,11 @@ def filler_pieces(items: Sequence[tuple[Sequence[str], Sequence[str]]],
     for the message it came from, cannot say."""
     lo, hi = FILLER_WORDS
     seen: dict[tuple[str, ...], None] = {}
-    for n, (words, tags) in enumerate(items):
+    for (words, tags), hint in zip(items, hints if hints is not None else [None] * len(items), strict=True):
         for start, end in _sentences(words):
             span = range(start, end)
             if (lo <= len(span) <= hi and all(tags[k] == "O" for k in span)
-                    and not (hints is not None and any(hints[n][k] in PLACE_TYPES for k in span))
+                    and not (hint is not None and any(hint[k] in PLACE_TYPES for k in span))
                     and any(c.isalpha() for k in span for c in words[k])):
                 seen.setdefault(tuple(words[start:end]), None)
     return list(seen)
@@ -268,7 +270,9 @@ def compose(
 class AugmentedPhrases:
     """A map-style dataset: each access re-draws the augmentation of a share `prob` of the sentences.
 
-    The un-augmented encoding of every sentence is kept, so `prob=0` is exactly the plain dataset.
+    The un-augmented encoding of every sentence is kept, so `prob=0` is exactly the plain dataset. `phrases` is read
+    once, in order; with `cache_path` what is kept per sentence goes to a memory-mapped file there
+    (`trajet.token_cache`) instead of lists, for a training set that streams from a snapshot.
     """
 
     def __init__(
@@ -286,6 +290,7 @@ class AugmentedPhrases:
         typo_prob: float = 0.0,
         untagged_places: bool = False,
         compose_prob: float = 0.0,
+        cache_path: Path | None = None,
     ) -> None:
         self.tokenizer = tokenizer
         self.max_length = max_length
@@ -298,18 +303,28 @@ class AugmentedPhrases:
         self.typo_prob = typo_prob
         self.untagged_places = untagged_places
         self.compose_prob = compose_prob
-        self.items = [words_and_tags(phrase) for phrase in phrases]
-        self.frequent, self.pool = rare_context_words(self.items)
-        self.place_pool = place_parts(self.items) if place_prob > 0 else []
         # The hints of each sentence as written: its plain encoding, the spans pseudo-places keep, the untagged
         # names to swap; computed once, since the one-slip lookup is the costly part of an augmented item.
-        read = [lexicon.read(words) if lexicon is not None else (words, None) for words, _ in self.items]
-        self.hints = [features for _, features in read] if lexicon is not None else None
-        self.plain = [
-            encode_words(model_words, tags, tokenizer, max_length, features)
-            for (model_words, features), (_, tags) in zip(read, self.items, strict=True)
-        ]
+        rows = (self._row(phrase) for phrase in phrases)
+        self.cache: TokenCache | None = None
+        if cache_path is None:
+            self.items, hints, self.plain = [], [], []
+            for words, tags, features, plain in rows:
+                self.items.append((words, tags))
+                hints.append(features)
+                self.plain.append(plain)
+            self.hints: Sequence[Any] | None = hints if lexicon is not None else None
+        else:
+            self.cache = TokenCache(cache_path, rows)
+            self.items, self.hints, self.plain = self.cache.items, self.cache.hints, self.cache.plain
+        self.frequent, self.pool = rare_context_words(self.items)
+        self.place_pool = place_parts(self.items) if place_prob > 0 else []
         self.fillers = filler_pieces(self.items, self.hints) if compose_prob > 0 else []
+
+    def _row(self, phrase: Phrase) -> tuple[list[str], list[str], list[int] | None, dict[str, list[int]]]:
+        words, tags = words_and_tags(phrase)
+        model_words, features = self.lexicon.read(words) if self.lexicon is not None else (words, None)
+        return words, tags, features, encode_words(model_words, tags, self.tokenizer, self.max_length, features)
 
     def _features(
         self,

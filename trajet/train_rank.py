@@ -25,9 +25,9 @@ from trajet.distributed import (
     VALIDATION_FILE,
 )
 from trajet.errors import TrajetError
-from trajet.phrases import Phrase, read_phrases
+from trajet.phrases import read_phrases
 from trajet.train_config import TrainingConfig
-from trajet.train_data import ROW_LOG_VAR, phrases_hash
+from trajet.train_data import ROW_LOG_VAR, PhraseSource, phrases_hash
 
 
 def _env(name: str) -> int:
@@ -44,11 +44,14 @@ def _init_process_group(backend: str) -> Any:
     return dist
 
 
-def _same_everywhere(dist: Any, train: list[Phrase], validation: list[Phrase], config: TrainingConfig) -> None:
+def _same_everywhere(dist: Any, train: PhraseSource, validation: PhraseSource, config: TrainingConfig) -> None:
     """Each host's parent wrote its own job: refuse to train if the ranks did not read the same phrases (with
     the fields that weigh them) and the same settings."""
-    seen = json.dumps([phrases_hash(train), phrases_hash(validation), [sorted(p.meta) for p in train],
-                       config.to_dict()], sort_keys=True, default=str)
+    meta_keys = hashlib.sha256()
+    for p in train:  # which fields weigh each phrase, digested as read (a stream is not held)
+        meta_keys.update(json.dumps(sorted(p.meta)).encode())
+    seen = json.dumps([phrases_hash(train), phrases_hash(validation), meta_keys.hexdigest(), config.to_dict()],
+                      sort_keys=True, default=str)
     mine = hashlib.sha256(seen.encode()).hexdigest()[:16]
     every: list[Any] = [None] * dist.get_world_size()
     dist.all_gather_object(every, mine)
@@ -63,7 +66,14 @@ def run_rank(job_dir: Path) -> None:
 
     job = json.loads((job_dir / JOB_FILE).read_text(encoding="utf-8"))
     config = TrainingConfig.from_dict(job["config"])
-    train, validation = read_phrases(job_dir / TRAIN_FILE), read_phrases(job_dir / VALIDATION_FILE)
+    train: PhraseSource
+    validation: PhraseSource
+    if job.get("snapshot_uri"):
+        from trajet.snapshot_reader import SnapshotReader
+
+        train, validation, _ = SnapshotReader(job["snapshot_uri"], expected_hash=job["snapshot_hash"]).training_splits()
+    else:
+        train, validation = read_phrases(job_dir / TRAIN_FILE), read_phrases(job_dir / VALIDATION_FILE)
     dist = _init_process_group(job["backend"])
     _same_everywhere(dist, train, validation, config)
     rank = dist.get_rank()
