@@ -170,6 +170,43 @@ def test_two_ranks_train_on_disjoint_shards_and_rank_0_alone_writes_the_model(tm
     assert "entities" in prediction and "error" not in prediction
 
 
+def test_ranks_stream_an_exported_snapshot_themselves(tmp_path, monkeypatch):
+    """From a snapshot URI the job names the snapshot instead of copying its phrases: each rank streams the
+    verified file itself, builds its own memory-mapped training cache, and leaves nothing beside the model."""
+    from flow_data import phrase_rows
+    from flow_data import write_jsonl as write_rows
+
+    from trajet import store
+    from trajet.distributed import JOB_FILE, TRAIN_FILE, run_training, write_job
+    from trajet.ingest import ingest_source
+    from trajet.snapshot_export import export_snapshot
+    from trajet.snapshot_reader import SnapshotReader
+    from trajet.train_config import config_for
+
+    engine = store.get_engine(f"sqlite:///{tmp_path / 'store.db'}")
+    store.upgrade(engine=engine)
+    ingest_source(write_rows(tmp_path / "batch.jsonl", phrase_rows(120, seed=5, split="train")), engine=engine)
+    train, val, content_hash = SnapshotReader(export_snapshot(engine, str(tmp_path / "root")).uri).training_splits()
+    config = config_for("tiny", {"max_steps": STEPS, "eval_steps": 3, "save_steps": 3, "batch_size": BATCH})
+    write_job(tmp_path / "job", train, val, config, tmp_path / "m", base="b", backend="gloo",
+              snapshot_hash=content_hash, progress=False)
+    job = json.loads((tmp_path / "job" / JOB_FILE).read_text())
+    assert job["snapshot_uri"] == train.reader.uri and not (tmp_path / "job" / TRAIN_FILE).exists()
+
+    out, log = tmp_path / "runs" / "model", tmp_path / "ranks"
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    monkeypatch.setenv("TRAJET_TEST_RANK_LOG", str(log))
+    result = run_training(train, val, config, out, Launch(nproc=2), snapshot_hash=content_hash, progress=False)
+    assert result.steps == STEPS and _leftovers(out.parent, keep="model") == []  # no job, cache or checkpoints
+    info = json.loads((out / "trajet_training.json").read_text())
+    assert (info["processes"], info["n_train"], info["n_validation"]) == (2, len(train), len(val))
+    assert info["snapshot_hash"] == content_hash
+    rows = {r: [i for line in (log / f"rows-rank{r}.jsonl").read_text().splitlines() for i in json.loads(line)]
+            for r in (0, 1)}
+    first = {r: rows[r][: 3 * BATCH] for r in (0, 1)}  # the first 3 steps of each rank: disjoint shards
+    assert not set(first[0]) & set(first[1]) and max(rows[0] + rows[1]) < len(train)
+
+
 @pytest.mark.slow
 def test_a_rank_that_dies_fails_the_run_in_one_line_and_leaves_the_model_in_place(tmp_path):
     out = tmp_path / "runs" / "model"
