@@ -160,13 +160,15 @@ def step_trainset(mode: str, uri: str, home: str) -> dict:
     cache = None if isinstance(train, list) else Path(home) / "tokens" / "train.arrow"
     dataset = T._train_dataset(train, tokenizer, lexicon, config, cache)
     built = time.perf_counter() - t0
-    val_ds, _ = T._validation_dataset(val, tokenizer, lexicon, config)
+    val_ds, _ = T._validation_dataset(val, tokenizer, lexicon, config,
+                                      None if cache is None else cache.with_suffix(".val.arrow"))
     drawn = sum(len(dataset[i]["input_ids"]) for i in range(min(len(dataset), 50 * config.batch_size)))
     # RSS counts the mapped file's pages that were read (RssFile): page cache the kernel may drop, unlike the
     # process's own memory (RssAnon). Both now, at the end, besides the peak of the two together.
     anon, file_backed = rss_mb("RssAnon"), rss_mb("RssFile")
     if cache is not None:
         cache.unlink()
+        cache.with_suffix(".val.arrow").unlink()
     return {"seconds": round(time.perf_counter() - t0, 2), "build_s": round(built, 2), "base_rss_mb": base,
             "peak_rss_mb": rss_mb("VmHWM"), "rss_anon_mb": anon, "rss_file_mb": file_backed, "train_rows": len(dataset), "validation_rows": len(val_ds),
             "drawn_tokens": drawn}

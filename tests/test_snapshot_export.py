@@ -203,8 +203,9 @@ def test_cli_exports_then_trains_from_the_uri_only(sqlite_engine, tmp_path):
                                      {"augment": 0.0}])
 def test_training_streams_the_snapshot_and_trains_the_same_model_as_from_lists(sqlite_engine, tmp_path, monkeypatch,
                                                                                 augment):
-    """The snapshot's splits are streamed (`SnapshotSplit`: no list of phrases; the tokenized sentences go to a
-    memory-mapped file, removed after), and the model is byte for byte the one the lists give."""
+    """The snapshot's splits are streamed (`SnapshotSplit`: no list of phrases; the tokenized training and
+    validation sentences go to memory-mapped files, removed after), and the model and its validation scores are
+    byte for byte the ones the lists give."""
     from flow_data import TINY_TRAINING
 
     from trajet import token_cache
@@ -232,7 +233,8 @@ def test_training_streams_the_snapshot_and_trains_the_same_model_as_from_lists(s
     listed = train_model(train, validation, cfg, tmp_path / "listed", progress=False)
     assert caches == []
     streamed = train_model(s_train, s_validation, cfg, tmp_path / "streamed", progress=False)
-    assert caches == [tmp_path / ".streamed.tokens" / "train-rank0.arrow"] and not caches[0].parent.exists()
+    tokens = tmp_path / ".streamed.tokens"
+    assert caches == [tokens / "train-rank0.arrow", tokens / "train-rank0.val.arrow"] and not tokens.exists()
     weights = [hashlib.sha256((r.output_dir / "model.safetensors").read_bytes()).hexdigest() for r in (listed, streamed)]
     scores = [{k: v for k, v in r.best_metrics.items() if k.startswith(("f1", "loss"))} for r in (listed, streamed)]
     assert weights[0] == weights[1] and scores[0] == scores[1] and "f1_macro" in scores[0] and listed.steps == 40

@@ -24,7 +24,7 @@ def _schema() -> Any:
     ints = pa.list_(pa.int32())
     return pa.schema([
         ("words", pa.list_(pa.string())), ("tags", pa.list_(pa.string())),
-        ("hints", ints), *((key, ints) for key in ENCODING_KEYS),
+        ("hints", ints), *((key, ints) for key in ENCODING_KEYS), ("closed", pa.list_(pa.bool_())),
     ])
 
 
@@ -33,7 +33,8 @@ class TokenCache:
 
     `items`, `hints` and `plain` are sequences shaped like the lists `augment.AugmentedPhrases` keeps."""
 
-    def __init__(self, path: Path, rows: Iterable[tuple[list[str], list[str], list[int] | None, dict[str, list[int]]]]):
+    def __init__(self, path: Path, rows: Iterable[tuple[Any, ...]]):
+        """`rows`: (words, tags, hints or None, plain encoding[, closed-word flags]) per sentence."""
         import pyarrow as pa
         import pyarrow.ipc as ipc
 
@@ -42,7 +43,8 @@ class TokenCache:
         schema = _schema()
         with pa.OSFile(str(self.path), "wb") as sink, ipc.new_file(sink, schema) as writer:
             columns: dict[str, list[Any]] = {name: [] for name in schema.names}
-            for words, tags, hints, plain in rows:
+            for words, tags, hints, plain, *closed in rows:
+                columns["closed"].append(closed[0] if closed else None)
                 columns["words"].append(words)
                 columns["tags"].append(tags)
                 columns["hints"].append(hints)
@@ -67,6 +69,7 @@ class TokenCache:
         self.items = _Rows(self, ("words", "tags"), _pair)
         self.hints = _Rows(self, ("hints",), _first) if self.has_hints else None
         self.plain = _Rows(self, ENCODING_KEYS, _encoding)
+        self.closed = _Rows(self, ("closed",), _first)
 
     def __len__(self) -> int:
         return self.n
@@ -91,6 +94,21 @@ class TokenCache:
         self.table = None
         self._columns = {}
         self.path.unlink(missing_ok=True)
+
+
+class Ordered(Sequence[Any]):
+    """`rows` read in the order of `order` (indices into it): the validation set sorted by length, on disk."""
+
+    def __init__(self, rows: Sequence[Any], order: Sequence[int]) -> None:
+        self.rows, self.order = rows, order
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        return self.rows[self.order[index]]
 
 
 def _pair(row: Sequence[Any]) -> tuple[Any, Any]:

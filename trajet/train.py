@@ -15,7 +15,7 @@ import contextlib
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -134,19 +134,36 @@ def _train_dataset(train: PhraseSource, tokenizer: Any, lexicon: Any, config: Tr
 
 
 def _validation_dataset(
-    validation: PhraseSource, tokenizer: Any, lexicon: Any, config: TrainingConfig
-) -> tuple[list[dict[str, list[int]]], list[list[bool]]]:
+    validation: PhraseSource, tokenizer: Any, lexicon: Any, config: TrainingConfig, cache_path: Path | None = None
+) -> tuple[Sequence[dict[str, list[int]]], Sequence[Sequence[bool]]]:
     """Encoded validation rows sorted by length, with each row's closed-class word flags (for decoding).
 
-    Sorted: evaluation batches are padded to their longest sentence, and the metrics do not depend on the order."""
+    Sorted: evaluation batches are padded to their longest sentence, and the metrics do not depend on the order.
+    With `cache_path` (a streamed set) the rows live in a memory-mapped file and only their order is in memory."""
     from trajet.decode import closed_words
 
-    val_pairs = sorted(
-        zip(encode_phrases(validation, tokenizer, config.max_length, lexicon),
-            [closed_words([t.text for t in p.tokens_and_tags()[0]]) for p in validation], strict=True),
-        key=lambda pair: len(pair[0]["input_ids"]),
-    )
-    return [enc for enc, _ in val_pairs], [closed for _, closed in val_pairs]
+    if cache_path is None:
+        val_pairs = sorted(
+            zip(encode_phrases(validation, tokenizer, config.max_length, lexicon),
+                [closed_words([t.text for t in p.tokens_and_tags()[0]]) for p in validation], strict=True),
+            key=lambda pair: len(pair[0]["input_ids"]),
+        )
+        return [enc for enc, _ in val_pairs], [closed for _, closed in val_pairs]
+    from trajet.encoding import encode_words, phrase_words
+    from trajet.token_cache import Ordered, TokenCache
+
+    lengths: list[int] = []
+
+    def rows() -> Any:
+        for phrase in validation:
+            words, tags, features = phrase_words(phrase, lexicon)
+            encoding = encode_words(words, tags, tokenizer, config.max_length, features)
+            lengths.append(len(encoding["input_ids"]))
+            yield words, tags, None, encoding, closed_words([t.text for t in phrase.tokens_and_tags()[0]])
+
+    cache = TokenCache(cache_path, rows())
+    order = sorted(range(len(lengths)), key=lengths.__getitem__)  # stable: the order the lists path gives
+    return Ordered(cache.plain, order), Ordered(cache.closed, order)
 
 
 def training_arguments(config: TrainingConfig, checkpoints: Path, ddp_backend: str | None = None) -> Any:
@@ -229,6 +246,7 @@ def train_model(
     finally:
         if cache_path is not None:
             cache_path.unlink(missing_ok=True)
+            cache_path.with_suffix(".val.arrow").unlink(missing_ok=True)
             with contextlib.suppress(OSError):
                 tokens.rmdir()  # the last rank out removes the folder
 
@@ -247,7 +265,8 @@ def _fit(train: PhraseSource, validation: PhraseSource, config: TrainingConfig, 
     )
 
     train_ds = row_recorder(_train_dataset(train, tokenizer, lexicon, config, cache_path))
-    val_ds, val_closed = _validation_dataset(validation, tokenizer, lexicon, config)
+    val_ds, val_closed = _validation_dataset(validation, tokenizer, lexicon, config,
+                                             None if cache_path is None else cache_path.with_suffix(".val.arrow"))
     checkpoints = output_dir.parent / f".{output_dir.name}.checkpoints"
     args = training_arguments(config, checkpoints, ddp_backend)
     writes = args.process_index == 0  # the one process that writes the model, its record and the progress
